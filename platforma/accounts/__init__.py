@@ -1,0 +1,1 @@
+"""Accounts: users, roles, local login with two-factor authentication, links to taxpayers."""

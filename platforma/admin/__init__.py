@@ -1,0 +1,1 @@
+"""Instance administration: audit log, staff accounts, legal pages, plugins."""

@@ -1,0 +1,1 @@
+"""The clerks' area: its shell, dashboard and the menu that modules add to."""

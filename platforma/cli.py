@@ -1,0 +1,235 @@
+"""The `platforma` command: instance set-up, database, demo, users, jobs, plugins, serving."""
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import click
+import sqlalchemy as sa
+
+from platforma.config import ConfigError, load_settings
+from platforma.core.db import transaction
+from platforma.core.runtime import Runtime
+
+
+def _runtime() -> Runtime:
+    return Runtime.from_settings(load_settings())
+
+
+@click.group(help="Platforma e-usług gminy. Konfiguracja: plik wskazany w PLATFORMA_CONFIG (domyślnie instance/gmina.toml).")
+def cli() -> None:
+    pass
+
+
+@cli.command(help="Utwórz instancję: katalog z gmina.toml, kluczami i bazą SQLite z zastosowanymi migracjami.")
+@click.option("--instance", "directory", default="instance", show_default=True, type=click.Path(file_okay=False, path_type=Path))
+@click.option("--demo", is_flag=True, help="Instancja demonstracyjna (pozwala wczytać dane przykładowe).")
+def init(directory: Path, demo: bool) -> None:
+    from platforma.core.migrate import upgrade
+    from platforma.instance import create_instance
+
+    try:
+        config = create_instance(directory, demo=demo)
+    except FileExistsError:
+        raise click.ClickException(f"instancja już istnieje: {directory / 'gmina.toml'} (nic nie zmieniono)")
+    settings = load_settings(config)
+    runtime = Runtime.from_settings(settings)
+    upgrade(runtime.engine)
+    click.echo(f"Utworzono instancję w {directory}/: plik {config}, baza {settings.database_url}")
+    click.echo(f"Ustaw PLATFORMA_CONFIG={config} (albo uruchamiaj polecenia z katalogu nadrzędnego).")
+
+
+@cli.group(help="Baza danych.")
+def db() -> None:
+    pass
+
+
+@db.command("upgrade", help="Zastosuj migracje (bezpieczne do wielokrotnego uruchamiania).")
+def db_upgrade() -> None:
+    from platforma.core.migrate import current_revision, upgrade
+
+    runtime = _runtime()
+    before = current_revision(runtime.engine)
+    upgrade(runtime.engine)
+    after = current_revision(runtime.engine)
+    click.echo(f"Schemat bazy: {before or 'pusty'} -> {after}")
+
+
+@db.command("current", help="Pokaż wersję schematu bazy.")
+def db_current() -> None:
+    from platforma.core.migrate import current_revision, head_revision
+
+    runtime = _runtime()
+    current, head = current_revision(runtime.engine), head_revision()
+    click.echo(f"baza: {current or 'pusta'}; najnowsza migracja: {head}")
+    if current != head:
+        sys.exit(1)
+
+
+@cli.group(help="Dane demonstracyjne.")
+def demo() -> None:
+    pass
+
+
+@demo.command("load", help="Wczytaj gminę demonstracyjną (tylko gdy demo = true); ponowne uruchomienie niczego nie dubluje.")
+def demo_load() -> None:
+    from platforma.demo.load import load_demo
+
+    runtime = _runtime()
+    if not runtime.settings.demo:
+        raise click.ClickException("to nie jest instancja demonstracyjna (demo = false w gmina.toml); dane przykładowe nie zostały wczytane")
+    with transaction(runtime.session_factory) as session:
+        created = load_demo(session)
+    click.echo(f"Dane demonstracyjne: nowi podatnicy {created['taxpayers']}, nowe konta {created['accounts']}, nowe powiązania {created['links']}")
+
+
+@demo.command("logins", help="Wypisz konta demonstracyjne i aktualne kody TOTP.")
+def demo_logins() -> None:
+    import pyotp
+
+    from platforma.demo.load import DEMO_ACCOUNTS
+
+    runtime = _runtime()
+    if not runtime.settings.demo:
+        raise click.ClickException("to nie jest instancja demonstracyjna")
+    roles = {"resident": "mieszkaniec", "clerk": "urzędnik", "admin": "administrator"}
+    click.echo("Konta demonstracyjne (hasło; dla pracowników klucz TOTP do aplikacji uwierzytelniającej):")
+    for account in DEMO_ACCOUNTS:
+        line = f"  {roles[account.role]:<14} {account.email:<28} hasło: {account.password}"
+        if account.totp_secret:
+            line += f"   klucz TOTP: {account.totp_secret}   kod teraz: {pyotp.TOTP(account.totp_secret).now()}"
+        click.echo(line)
+    click.echo("Aktualne kody TOTP: platforma demo logins")
+
+
+@cli.group(help="Konta użytkowników.")
+def users() -> None:
+    pass
+
+
+@users.command("create", help="Utwórz konto (np. pierwszego administratora).")
+@click.option("--email", required=True)
+@click.option("--name", "full_name", required=True)
+@click.option("--role", type=click.Choice(["resident", "clerk", "admin"]), default="admin", show_default=True)
+@click.password_option("--password", help="Hasło (zostaniesz zapytany, jeśli go nie podasz).")
+def users_create(email: str, full_name: str, role: str, password: str) -> None:
+    from email_validator import EmailNotValidError, validate_email
+
+    from platforma.accounts import operations as ops
+    from platforma.accounts.passwords import password_problems
+    from platforma.core import audit
+
+    runtime = _runtime()
+    try:
+        validate_email(email, check_deliverability=False)
+    except EmailNotValidError:
+        raise click.ClickException("nieprawidłowy adres e-mail")
+    problems = password_problems(password, min_length=runtime.settings.security.password_min_length, email=email)
+    if problems:
+        raise click.ClickException(" ".join(problems))
+    with transaction(runtime.session_factory) as session:
+        try:
+            user = ops.create_user(session, email=email, full_name=full_name, password=password, role=role, confirmed=True)
+        except ops.AccountError as exc:
+            raise click.ClickException(str(exc))
+        audit.record(session, "user.created", object_type="user", object_id=user.id, details={"email": user.email, "role": role, "via": "cli"})
+    click.echo(f"Utworzono konto {email} ({role}). Pracownicy skonfigurują weryfikację dwuetapową przy pierwszym logowaniu.")
+
+
+@cli.group(help="Zadania w tle (poczta i inne skutki zewnętrzne).")
+def jobs() -> None:
+    pass
+
+
+@jobs.command("run", help="Wykonaj zaległe zadania raz (np. z crona co minutę).")
+def jobs_run() -> None:
+    import platforma.core.mail  # noqa: F401  (registers the mail handler)
+    from platforma.core.jobs import run_due
+
+    click.echo(json.dumps(run_due(_runtime()), ensure_ascii=False))
+
+
+@jobs.command("status", help="Liczba zadań w każdym stanie.")
+def jobs_status() -> None:
+    from platforma.core.jobs import OutboxJob
+
+    runtime = _runtime()
+    with runtime.session_factory() as session:
+        rows = session.execute(sa.select(OutboxJob.status, sa.func.count()).group_by(OutboxJob.status)).all()
+        failed = session.scalars(sa.select(OutboxJob).where(OutboxJob.status == "failed").order_by(OutboxJob.id.desc()).limit(10)).all()
+    click.echo(json.dumps({status: count for status, count in rows}, ensure_ascii=False))
+    for job in failed:
+        click.echo(f"  nieudane #{job.id} {job.kind} po {job.attempts} próbach: {job.last_error}")
+
+
+@jobs.command("worker", help="Proces roboczy Huey (gdy jobs.backend = \"redis\").")
+@click.option("--workers", default=2, show_default=True)
+def jobs_worker(workers: int) -> None:
+    import platforma.core.mail  # noqa: F401
+    from huey.consumer import Consumer
+
+    from platforma.core.jobs import make_huey
+
+    runtime = _runtime()
+    if runtime.settings.jobs.backend != "redis":
+        raise click.ClickException('jobs.backend nie jest "redis": zadania wykonuje sama aplikacja')
+    Consumer(make_huey(runtime), workers=workers, worker_type="thread", periodic=True).run()
+
+
+@cli.group(help="Wtyczki.")
+def plugins() -> None:
+    pass
+
+
+@plugins.command("list", help="Dostępne wtyczki.")
+def plugins_list() -> None:
+    import platforma.accounts.identity  # noqa: F401
+    from platforma.core.registry import registry
+
+    settings = load_settings()
+    for plugin in registry.all():
+        state = "włączona" if plugin.id in settings.plugins.enabled or plugin.id == "local" else "wyłączona"
+        click.echo(f"{plugin.id:<20} {plugin.kind:<18} {state:<10} {plugin.name}")
+
+
+@plugins.command("check", help="Sprawdź konfigurację włączonych wtyczek; kod wyjścia 1, gdy któraś nie działa.")
+def plugins_check() -> None:
+    import platforma.accounts.identity  # noqa: F401
+    from platforma.core.registry import registry
+
+    settings = load_settings()
+    failed = False
+    for plugin_id in ["local", *settings.plugins.enabled]:
+        try:
+            result = registry.instantiate(plugin_id, settings.plugins.options.get(plugin_id, {})).check_config()
+        except Exception as exc:  # reported, not raised: the administrator needs the message
+            ok, message = False, str(exc)
+        else:
+            ok, message = result.ok, result.message
+        failed |= not ok
+        click.echo(f"{'OK ' if ok else 'BŁĄD'} {plugin_id}: {message}")
+    sys.exit(1 if failed else 0)
+
+
+@cli.command(help="Uruchom serwer (demo i rozwój; w produkcji gunicorn \"platforma.wsgi:app\").")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True)
+def serve(host: str, port: int) -> None:
+    from werkzeug.serving import run_simple
+
+    from platforma.app import create_app
+    import platforma.core.mail  # noqa: F401
+
+    app = create_app()
+    click.echo(f"Serwer działa: http://{host}:{port}/  (zatrzymanie: Ctrl-C)")
+    run_simple(host, port, app, threaded=True, use_reloader=False, use_debugger=False)
+
+
+def main() -> None:
+    try:
+        cli(standalone_mode=True)
+    except ConfigError as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(2)

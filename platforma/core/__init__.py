@@ -1,0 +1,1 @@
+"""Infrastructure shared by every module: database, access, audit, jobs, mail, security."""

@@ -1,0 +1,57 @@
+"""The Flask application class and the request's unit of work.
+
+One request is one transaction (DESIGN.md, rule 3): the view runs, then the session commits; any
+exception rolls it back. Effects registered with `after_commit` run only after a successful commit.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask, current_app, g, request
+from sqlalchemy.orm import Session
+
+from platforma.core.db import commit, rollback
+from platforma.core.runtime import Runtime
+
+
+class PlatformaFlask(Flask):
+    def dispatch_request(self) -> Any:  # type: ignore[override]
+        try:
+            rv = super().dispatch_request()
+        except BaseException:
+            session = g.pop("db", None)
+            if session is not None:
+                rollback(session)
+                session.close()
+            raise
+        session = g.get("db")
+        if session is not None:
+            commit(session)
+        return rv
+
+
+def runtime() -> Runtime:
+    return current_app.extensions["platforma"]
+
+
+def db() -> Session:
+    """The request's session, opened on first use."""
+    if "db" not in g:
+        g.db = runtime().session_factory()
+    return g.db
+
+
+def close_db(_exc: BaseException | None = None) -> None:
+    session = g.pop("db", None)
+    if session is not None:
+        rollback(session)  # anything not committed by the dispatcher is discarded
+        session.close()
+
+
+def client_ip() -> str:
+    """The client's address; ProxyFix (server.trusted_proxies) has already applied X-Forwarded-For."""
+    return (request.remote_addr or "")[:45]
+
+
+def user_agent() -> str:
+    return (request.headers.get("User-Agent") or "")[:300]

@@ -1,0 +1,1 @@
+"""The demo gmina "Gmina Przykładowo" and synthetic people shared with bench/."""

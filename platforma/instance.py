@@ -1,0 +1,130 @@
+"""Creating an instance directory: a commented gmina.toml, generated secrets, a migrated database."""
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+
+TEMPLATE = '''# Konfiguracja instancji platformy dla jednej gminy.
+# Każdy klucz można nadpisać zmienną środowiskową PLATFORMA__SEKCJA__KLUCZ,
+# np. PLATFORMA__DATABASE__URL="postgresql://platforma@db/platforma".
+# Po zmianie pliku uruchom ponownie aplikację; błędy konfiguracji są wypisywane przy starcie.
+
+# true tylko w instancji demonstracyjnej: pozwala wczytać dane przykładowe (platforma demo load)
+demo = {demo}
+
+[gmina]
+name = "{name}"
+office_name = "{office_name}"
+service_name = "e-Urząd"
+# kod TERYT gminy: 7 cyfr (województwo, powiat, gmina, rodzaj)
+teryt = "{teryt}"
+nip = "{nip}"
+regon = "{regon}"
+# herb: plik SVG lub PNG; ścieżka względem katalogu instancji (pusty = herb zastępczy)
+coat_of_arms = ""
+
+[gmina.address]
+street = "{street}"
+postal_code = "{postal_code}"
+city = "{city}"
+
+[gmina.contact]
+email = "{email}"
+phone = "{phone}"
+epuap = ""
+website = ""
+office_hours = "poniedziałek–piątek 7:30–15:30"
+
+# kolory gminy (#RRGGBB); napis brand_text na tle brand musi mieć kontrast co najmniej 4,5:1 (WCAG 2.1 AA)
+[gmina.colours]
+brand = "#1d4f91"
+brand_text = "#ffffff"
+accent = "#f6b400"
+
+# rachunki bankowe gminy (NRB: 26 cyfr, sprawdzana suma kontrolna)
+[[gmina.bank_accounts]]
+name = "Rachunek podatków i opłat lokalnych"
+nrb = "{nrb}"
+purpose = "podatki i opłaty lokalne"
+
+[server]
+# wygenerowany losowo; nie udostępniaj go. Zmiana wyloguje wszystkich.
+secret_key = "{secret_key}"
+# publiczny adres portalu (w linkach w wiadomościach e-mail); https:// włącza ciasteczka Secure i HSTS
+base_url = "http://127.0.0.1:5000"
+# liczba serwerów pośredniczących (nginx) przed aplikacją, którym ufamy w nagłówkach X-Forwarded-*
+trusted_proxies = 0
+max_request_mb = 20
+session_idle_minutes = 30
+session_absolute_hours = 12
+
+[database]
+# SQLite (ścieżka względem katalogu instancji) albo PostgreSQL: "postgresql://uzytkownik:haslo@host/baza"
+url = "sqlite:///platforma.sqlite3"
+
+[mail]
+# "smtp" wysyła przez serwer poczty; "file" zapisuje wiadomości .eml w katalogu file_dir (demo)
+backend = "{mail_backend}"
+host = "127.0.0.1"
+port = 25
+username = ""
+password = ""
+# none, starttls albo ssl
+security = "none"
+sender = "{sender}"
+file_dir = "mail"
+
+[jobs]
+# "immediate": zadania (np. wysyłka poczty) w procesie aplikacji zaraz po zatwierdzeniu zmian;
+# "redis": zadania przejmują procesy robocze Huey (platforma jobs worker)
+backend = "immediate"
+redis_url = "redis://127.0.0.1:6379/0"
+max_attempts = 8
+
+[security]
+login_max_failures = 5
+lockout_minutes = 15
+ip_max_failures_per_hour = 50
+password_min_length = 12
+totp_issuer = ""
+
+[plugins]
+# identyfikatory włączonych wtyczek (platforma plugins list)
+enabled = []
+
+# opcje wtyczek: [plugins.options.IDENTYFIKATOR]
+'''
+
+DEMO_VALUES = {
+    "demo": "true",
+    "name": "Gmina Przykładowo",
+    "office_name": "Urząd Gminy Przykładowo",
+    "teryt": "3021052",
+    "nip": "7794242429",
+    "regon": "724242429",
+    "street": "ul. Główna 1",
+    "postal_code": "62-100",
+    "city": "Przykładowo",
+    "email": "urzad@example.com",
+    "phone": "+48 61 000 00 00",
+    "nrb": "49909000042001000000001234",
+    "mail_backend": "file",
+    "sender": "e-urzad@example.com",
+}
+
+
+def render_config(values: dict[str, str] | None = None) -> str:
+    merged = {**DEMO_VALUES, "demo": "false", **(values or {})}
+    merged["secret_key"] = secrets.token_urlsafe(48)
+    return TEMPLATE.format(**merged)
+
+
+def create_instance(directory: Path, *, demo: bool) -> Path:
+    """Write DIR/gmina.toml; refuses to overwrite an existing configuration."""
+    directory.mkdir(parents=True, exist_ok=True)
+    config = directory / "gmina.toml"
+    if config.exists():
+        raise FileExistsError(str(config))
+    config.write_text(render_config({"demo": "true"} if demo else None), encoding="utf-8")
+    config.chmod(0o600)  # it holds the secret key and passwords
+    return config

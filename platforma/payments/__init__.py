@@ -1,0 +1,1 @@
+"""Payments: individual account numbers, slips and QR codes, gateways, bank statements."""

@@ -1,0 +1,1 @@
+"""Taxes and fees: taxpayers, liabilities, installments, ledger, interest."""

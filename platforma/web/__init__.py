@@ -1,0 +1,1 @@
+"""Base templates, static assets, filters, error pages and the published legal pages."""

@@ -1,0 +1,51 @@
+"""Jinja filters: money and dates the Polish way, Markdown without raw HTML."""
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+from flask import Flask
+from flask_babel import format_decimal, get_locale
+from markdown_it import MarkdownIt
+from markupsafe import Markup
+
+WARSAW = ZoneInfo("Europe/Warsaw")
+_markdown = MarkdownIt("commonmark", {"html": False, "linkify": False}).enable("table")
+
+
+def money(value: Decimal | None) -> str:
+    if value is None:
+        return ""
+    return format_decimal(Decimal(value).quantize(Decimal("0.01")), format="#,##0.00") + " zł"
+
+
+def date_pl(value: dt.date | None) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, dt.datetime):
+        value = value.astimezone(WARSAW).date()
+    return value.strftime("%d.%m.%Y")
+
+
+def datetime_pl(value: dt.datetime | None) -> str:
+    """A UTC timestamp shown in Warsaw time."""
+    if value is None:
+        return ""
+    return value.astimezone(WARSAW).strftime("%d.%m.%Y %H:%M")
+
+
+def markdown(text: str) -> Markup:
+    return Markup(_markdown.render(text or ""))
+
+
+def today_warsaw() -> dt.date:
+    return dt.datetime.now(WARSAW).date()
+
+
+def init_app(app: Flask) -> None:
+    app.add_template_filter(money)
+    app.add_template_filter(date_pl)
+    app.add_template_filter(datetime_pl)
+    app.add_template_filter(markdown)
+    app.add_template_global(lambda: str(get_locale() or "pl"), "current_locale")
