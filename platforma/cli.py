@@ -233,3 +233,5 @@ def main() -> None:
     except ConfigError as exc:
         click.echo(str(exc), err=True)
         sys.exit(2)
+if __name__ == "__main__":
+    main()
