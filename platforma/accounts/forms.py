@@ -2,55 +2,55 @@
 from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
-from govuk_frontend_wtf.wtforms_widgets import GovPasswordInput, GovSubmitInput, GovTextInput
+from govuk_frontend_wtf.wtforms_widgets import GovSubmitInput
 from wtforms import PasswordField, StringField, SubmitField
 from wtforms.validators import EqualTo, InputRequired, Length
 
-from platforma.web.forms import Email, Form
+from platforma.web.forms import Email, Form, PasswordInput, TextInput
 
 
 class LoginForm(Form):
-    email = StringField(_l("Adres e-mail"), widget=GovTextInput(), validators=[InputRequired(_l("Wpisz adres e-mail")), Email()])
-    password = PasswordField(_l("Hasło"), widget=GovPasswordInput(), validators=[InputRequired(_l("Wpisz hasło"))])
+    email = StringField(_l("Adres e-mail"), widget=TextInput(), validators=[InputRequired(_l("Wpisz adres e-mail")), Email()])
+    password = PasswordField(_l("Hasło"), widget=PasswordInput(), validators=[InputRequired(_l("Wpisz hasło"))])
     submit = SubmitField(_l("Zaloguj się"), widget=GovSubmitInput())
 
 
 class TotpForm(Form):
     code = StringField(
         _l("Kod z aplikacji"),
-        widget=GovTextInput(),
+        widget=TextInput(),
         validators=[InputRequired(_l("Wpisz 6-cyfrowy kod z aplikacji")), Length(min=6, max=8, message=_l("Kod ma 6 cyfr"))],
     )
     submit = SubmitField(_l("Dalej"), widget=GovSubmitInput())
 
 
 class RegisterForm(Form):
-    full_name = StringField(_l("Imię i nazwisko"), widget=GovTextInput(), validators=[InputRequired(_l("Wpisz imię i nazwisko")), Length(max=200)])
-    email = StringField(_l("Adres e-mail"), widget=GovTextInput(), validators=[InputRequired(_l("Wpisz adres e-mail")), Email(), Length(max=254)])
-    password = PasswordField(_l("Hasło"), widget=GovPasswordInput(), validators=[InputRequired(_l("Wpisz hasło"))])
+    full_name = StringField(_l("Imię i nazwisko"), widget=TextInput(), validators=[InputRequired(_l("Wpisz imię i nazwisko")), Length(max=200)])
+    email = StringField(_l("Adres e-mail"), widget=TextInput(), validators=[InputRequired(_l("Wpisz adres e-mail")), Email(), Length(max=254)])
+    password = PasswordField(_l("Hasło"), widget=PasswordInput(), validators=[InputRequired(_l("Wpisz hasło"))])
     password_again = PasswordField(
-        _l("Powtórz hasło"), widget=GovPasswordInput(),
+        _l("Powtórz hasło"), widget=PasswordInput(),
         validators=[InputRequired(_l("Powtórz hasło")), EqualTo("password", _l("Hasła się różnią"))],
     )
     submit = SubmitField(_l("Załóż konto"), widget=GovSubmitInput())
 
 
 class ForgotPasswordForm(Form):
-    email = StringField(_l("Adres e-mail"), widget=GovTextInput(), validators=[InputRequired(_l("Wpisz adres e-mail")), Email()])
+    email = StringField(_l("Adres e-mail"), widget=TextInput(), validators=[InputRequired(_l("Wpisz adres e-mail")), Email()])
     submit = SubmitField(_l("Wyślij link"), widget=GovSubmitInput())
 
 
 class NewPasswordForm(Form):
-    password = PasswordField(_l("Nowe hasło"), widget=GovPasswordInput(), validators=[InputRequired(_l("Wpisz nowe hasło"))])
+    password = PasswordField(_l("Nowe hasło"), widget=PasswordInput(), validators=[InputRequired(_l("Wpisz nowe hasło"))])
     password_again = PasswordField(
-        _l("Powtórz nowe hasło"), widget=GovPasswordInput(),
+        _l("Powtórz nowe hasło"), widget=PasswordInput(),
         validators=[InputRequired(_l("Powtórz hasło")), EqualTo("password", _l("Hasła się różnią"))],
     )
     submit = SubmitField(_l("Zapisz hasło"), widget=GovSubmitInput())
 
 
 class ChangePasswordForm(NewPasswordForm):
-    current = PasswordField(_l("Obecne hasło"), widget=GovPasswordInput(), validators=[InputRequired(_l("Wpisz obecne hasło"))])
+    current = PasswordField(_l("Obecne hasło"), widget=PasswordInput(), validators=[InputRequired(_l("Wpisz obecne hasło"))])
 
 
 class LogoutForm(Form):

@@ -4,7 +4,7 @@ from __future__ import annotations
 import datetime as dt
 
 import sqlalchemy as sa
-from flask import Blueprint, g, render_template
+from flask import Blueprint, render_template
 from flask_babel import lazy_gettext as _l
 
 from platforma.accounts.models import TaxpayerAccess, User

@@ -19,10 +19,11 @@ class PlatformaFlask(Flask):
         try:
             rv = super().dispatch_request()
         except BaseException:
-            session = g.pop("db", None)
+            session = g.get("db")
             if session is not None:
+                # detach first, so that the error page can still show the signed-in user without the database
+                session.expunge_all()
                 rollback(session)
-                session.close()
             raise
         session = g.get("db")
         if session is not None:

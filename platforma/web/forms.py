@@ -4,6 +4,7 @@ from __future__ import annotations
 from email_validator import EmailNotValidError, validate_email
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
+from govuk_frontend_wtf.wtforms_widgets import GovPasswordInput, GovRadioInput, GovSelect, GovTextArea, GovTextInput
 from wtforms import ValidationError
 
 from platforma.payments.rules import is_valid_nrb
@@ -45,3 +46,44 @@ class Nrb:
     def __call__(self, form, field) -> None:
         if field.data and not is_valid_nrb(field.data):
             raise ValidationError(_l("Numer rachunku jest nieprawidłowy: sprawdź 26 cyfr."))
+
+
+
+class _PolishWidget:
+    """The design system's widgets announce errors as "Error:" to screen readers; say it in the page's language."""
+
+    def map_gov_params(self, field, **kwargs):
+        params = super().map_gov_params(field, **kwargs)
+        if params.get("errorMessage"):
+            params["errorMessage"].setdefault("visuallyHiddenText", str(_l("Błąd")))
+        return params
+
+
+class TextInput(_PolishWidget, GovTextInput):
+    pass
+
+
+class TextArea(_PolishWidget, GovTextArea):
+    pass
+
+
+class RadioInput(_PolishWidget, GovRadioInput):
+    pass
+
+
+class Select(_PolishWidget, GovSelect):
+    pass
+
+
+class PasswordInput(_PolishWidget, GovPasswordInput):
+    """Also the show/hide button's texts."""
+
+    def map_gov_params(self, field, **kwargs):
+        params = super().map_gov_params(field, **kwargs)
+        params.setdefault("showPasswordText", str(_l("Pokaż")))
+        params.setdefault("hidePasswordText", str(_l("Ukryj")))
+        params.setdefault("showPasswordAriaLabelText", str(_l("Pokaż hasło")))
+        params.setdefault("hidePasswordAriaLabelText", str(_l("Ukryj hasło")))
+        params.setdefault("passwordShownAnnouncementText", str(_l("Hasło jest widoczne")))
+        params.setdefault("passwordHiddenAnnouncementText", str(_l("Hasło jest ukryte")))
+        return params

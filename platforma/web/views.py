@@ -5,7 +5,7 @@ import mimetypes
 from pathlib import Path
 
 import sqlalchemy as sa
-from flask import Blueprint, Response, abort, g, render_template, send_file, url_for
+from flask import Blueprint, Response, abort, render_template, send_file
 from flask_babel import lazy_gettext as _l
 
 from platforma.core.access import Permission, public

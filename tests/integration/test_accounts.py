@@ -163,12 +163,12 @@ def test_lockout_ends_after_the_window_or_with_a_new_password(client, create_use
     user = create_user()
     for _ in range(settings.security.login_max_failures):
         login(client, user, password="zle-haslo-123")
-    window = dt.timedelta(minutes=settings.security.lockout_minutes)
     with runtime.session_factory() as session:
         stored = session.get(User, user.id)
         until = ops.locked_until(session, settings, stored)
         assert until is not None
-        assert ops.locked_until(session, settings, stored, now=until - dt.timedelta(seconds=1)) is not None
+        last_failure = until - dt.timedelta(minutes=settings.security.lockout_minutes)
+        assert ops.locked_until(session, settings, stored, now=last_failure + dt.timedelta(minutes=1)) == until
         assert ops.locked_until(session, settings, stored, now=until + dt.timedelta(seconds=1)) is None
     # a new password (set through the reset link) lifts the lockout at once
     with transaction(runtime.session_factory) as session:

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from platforma.core import audit
 from platforma.core.audit import AuditEntry
-from platforma.core.db import Base, Money, UTCDateTime, transaction
+from platforma.core.db import Money, UTCDateTime, transaction
 from platforma.core.migrate import current_revision, head_revision
 from platforma.models import metadata
 
