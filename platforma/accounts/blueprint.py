@@ -14,6 +14,7 @@ from platforma.accounts.forms import (
     LoginForm,
     LogoutForm,
     NewPasswordForm,
+    ProfileForm,
     RegisterForm,
     TotpForm,
 )
@@ -23,6 +24,7 @@ from platforma.accounts.sessions import COOKIE_KEY, end, start_session
 from platforma.core import audit
 from platforma.core.access import Permission, login_required, public, requires
 from platforma.core.web import client_ip, db, runtime, user_agent
+from platforma.payments.rules import normalise_nrb
 
 bp = Blueprint("accounts", __name__, url_prefix="/konto", template_folder="templates")
 
@@ -235,6 +237,27 @@ def reset_password(token: str):
 @login_required
 def settings_page():
     return render_template("accounts/settings.html")
+
+
+@bp.route("/dane", methods=["GET", "POST"])
+@login_required
+def profile():
+    user = g.user
+    form = ProfileForm(obj=user)
+    if form.validate_on_submit():
+        before = {f: getattr(user, f) for f in ("full_name", "phone", "declared_pesel", "declared_nip", "refund_nrb")}
+        user.full_name = form.full_name.data.strip()
+        user.phone = (form.phone.data or "").strip()
+        user.declared_pesel = form.declared_pesel.data or None
+        user.declared_nip = form.declared_nip.data or None
+        user.refund_nrb = normalise_nrb(form.refund_nrb.data) if form.refund_nrb.data else None
+        changed = sorted(f for f, old in before.items() if getattr(user, f) != old)
+        if changed:
+            audit.record(db(), "account.profile_changed", actor=user, object_type="user", object_id=user.id,
+                         details={"fields": changed}, ip=client_ip(), user_agent=user_agent())
+        flash(_("Dane zapisane."), "success")
+        return redirect(url_for("accounts.settings_page"))
+    return render_template("accounts/profile.html", form=form)
 
 
 @bp.route("/moje-sprawy")

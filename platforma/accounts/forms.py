@@ -4,9 +4,9 @@ from __future__ import annotations
 from flask_babel import lazy_gettext as _l
 from govuk_frontend_wtf.wtforms_widgets import GovSubmitInput
 from wtforms import PasswordField, StringField, SubmitField
-from wtforms.validators import EqualTo, InputRequired, Length
+from wtforms.validators import EqualTo, InputRequired, Length, Optional, Regexp
 
-from platforma.web.forms import Email, Form, PasswordInput, TextInput
+from platforma.web.forms import Email, Form, Nip, Nrb, PasswordInput, Pesel, TextInput
 
 
 class LoginForm(Form):
@@ -55,3 +55,23 @@ class ChangePasswordForm(NewPasswordForm):
 
 class LogoutForm(Form):
     """Only the CSRF token: logging out is a POST."""
+
+
+class ProfileForm(Form):
+    full_name = StringField(_l("Imię i nazwisko"), widget=TextInput(), validators=[InputRequired(_l("Wpisz imię i nazwisko")), Length(max=200)])
+    phone = StringField(
+        _l("Telefon (nieobowiązkowo)"), widget=TextInput(),
+        validators=[Optional(), Regexp(r"^\+?[0-9 ()-]{7,20}$", message=_l("Wpisz numer telefonu, np. 601 234 567"))],
+    )
+    declared_pesel = StringField(
+        _l("PESEL (nieobowiązkowo)"), widget=TextInput(), validators=[Optional(), Pesel()],
+        description=_l("Pomoże urzędowi sprawdzić, z którym podatnikiem powiązać Twoje konto."),
+    )
+    declared_nip = StringField(
+        _l("NIP firmy, w imieniu której działasz (nieobowiązkowo)"), widget=TextInput(), validators=[Optional(), Nip()],
+    )
+    refund_nrb = StringField(
+        _l("Numer rachunku do zwrotu nadpłat (nieobowiązkowo)"), widget=TextInput(), validators=[Optional(), Nrb()],
+        description=_l("26 cyfr, np. 61 1090 1014 0000 0712 1981 2874"),
+    )
+    submit = SubmitField(_l("Zapisz dane"), widget=GovSubmitInput())

@@ -34,6 +34,12 @@ class User(Base):
     #: the last accepted TOTP time step, so that a code is never accepted twice
     totp_last_step: Mapped[int | None] = mapped_column(sa.BigInteger)
     is_active: Mapped[bool] = mapped_column(default=True)
+    #: what the person declared about themself, for a clerk to check before linking taxpayers
+    phone: Mapped[str] = mapped_column(sa.String(32), default="", server_default="")
+    declared_pesel: Mapped[str | None] = mapped_column(sa.String(11))
+    declared_nip: Mapped[str | None] = mapped_column(sa.String(10))
+    #: the person's own account for refunds of overpayments (zwrot nadpłaty)
+    refund_nrb: Mapped[str | None] = mapped_column(sa.String(26))
     locale: Mapped[str] = mapped_column(sa.String(5), default="pl")
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 

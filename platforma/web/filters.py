@@ -10,6 +10,8 @@ from flask_babel import format_decimal, get_locale
 from markdown_it import MarkdownIt
 from markupsafe import Markup
 
+from platforma.payments.rules import format_nrb
+
 WARSAW = ZoneInfo("Europe/Warsaw")
 _markdown = MarkdownIt("commonmark", {"html": False, "linkify": False}).enable("table")
 
@@ -43,7 +45,12 @@ def today_warsaw() -> dt.date:
     return dt.datetime.now(WARSAW).date()
 
 
+def nrb(value: str | None) -> str:
+    return format_nrb(value) if value else ""
+
+
 def init_app(app: Flask) -> None:
+    app.add_template_filter(nrb)
     app.add_template_filter(money)
     app.add_template_filter(date_pl)
     app.add_template_filter(datetime_pl)
