@@ -1,0 +1,1 @@
+"""Benchmarks on a generated gmina (see bench/README.md)."""
