@@ -12,8 +12,8 @@ from typing import Any, Callable
 from flask import Flask, abort, g, redirect, request, url_for
 
 from platforma.core import audit
-from platforma.core.db import transaction
-from platforma.core.web import client_ip, runtime, user_agent
+from platforma.core.db import commit
+from platforma.core.web import client_ip, db, user_agent
 
 
 class Permission(enum.StrEnum):
@@ -90,18 +90,19 @@ def requires(*permissions: Permission) -> Callable[[Callable[..., Any]], Callabl
 
 
 def deny(missing: list[Permission]) -> None:
-    """Record the refusal in its own transaction (it must survive the failed request), then 403."""
-    with transaction(runtime().session_factory) as session:
-        audit.record(
-            session,
-            "access.denied",
-            actor=g.get("user"),
-            object_type="endpoint",
-            object_id=request.endpoint,
-            details={"path": request.path, "method": request.method, "missing": [str(m) for m in missing]},
-            ip=client_ip(),
-            user_agent=user_agent(),
-        )
+    """Record the refusal and commit it at once (the request then fails with 403 and rolls back nothing else)."""
+    session = db()
+    audit.record(
+        session,
+        "access.denied",
+        actor=g.get("user"),
+        object_type="endpoint",
+        object_id=request.endpoint,
+        details={"path": request.path, "method": request.method, "missing": [str(m) for m in missing]},
+        ip=client_ip(),
+        user_agent=user_agent(),
+    )
+    commit(session)
     abort(403)
 
 

@@ -174,3 +174,21 @@ def test_admin_creates_and_blocks_staff(logged_in, create_user, runtime):
     with runtime.session_factory() as session:
         assert session.get(User, new.id).is_active is False
     assert [e.action for e in actions(runtime, object_type="user", object_id=str(new.id))] == ["user.created", "user.deactivated"]
+
+
+def test_refusal_is_recorded_even_when_the_request_also_touched_the_session(logged_in, create_user, runtime):
+    """The session's last-seen time and the refusal share the request's one transaction (no second writer)."""
+    import datetime as dt
+
+    from platforma.accounts.models import UserSession
+    from platforma.core.db import transaction
+
+    client = logged_in(create_user())
+    with transaction(runtime.session_factory) as session:
+        live = session.scalars(sa.select(UserSession)).one()
+        live.last_seen_at -= dt.timedelta(minutes=2)
+        stale = live.last_seen_at
+    assert client.get("/urzad/").status_code == 403
+    assert len(actions(runtime, action="access.denied")) == 1
+    with runtime.session_factory() as session:
+        assert session.scalars(sa.select(UserSession.last_seen_at)).one() > stale
