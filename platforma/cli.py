@@ -127,7 +127,7 @@ def users_create(email: str, full_name: str, role: str, password: str) -> None:
         raise click.ClickException("nieprawidłowy adres e-mail")
     problems = password_problems(password, min_length=runtime.settings.security.password_min_length, email=email)
     if problems:
-        raise click.ClickException(" ".join(problems))
+        raise click.ClickException(" ".join(str(p) for p in problems))
     with transaction(runtime.session_factory) as session:
         try:
             user = ops.create_user(session, email=email, full_name=full_name, password=password, role=role, confirmed=True)

@@ -32,6 +32,9 @@ from platforma.core.runtime import Runtime
 from platforma.models import metadata
 from platforma.taxes.models import Taxpayer
 
+#: prints "axe checked N pages" at the end of a run that includes the browser tests
+pytest_plugins = ["tests.browser.axe_report"]
+
 ROOT = Path(__file__).resolve().parent.parent
 PG_ENV = "PLATFORMA_TEST_DATABASE_URL"
 PASSWORD = "Bardzo-Dlugie-Haslo-2026"

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
+from flask_babel import lazy_gettext as _l
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy.orm import Session
 
@@ -43,7 +44,7 @@ def create_user(
 ) -> User:
     email = normalise_email(email)
     if find_user(session, email) is not None:
-        raise AccountError("Konto z tym adresem e-mail już istnieje.")
+        raise AccountError(_l("Konto z tym adresem e-mail już istnieje."))
     user = User(
         email=email,
         full_name=full_name.strip(),
@@ -75,9 +76,9 @@ def _load(settings: Settings, purpose: str, token: str, max_age: dt.timedelta) -
     try:
         return _serializer(settings, purpose).loads(token, max_age=int(max_age.total_seconds()))
     except SignatureExpired:
-        raise AccountError("Link wygasł. Poproś o nowy.") from None
+        raise AccountError(_l("Link wygasł. Poproś o nowy.")) from None
     except BadSignature:
-        raise AccountError("Link jest nieprawidłowy albo został już użyty.") from None
+        raise AccountError(_l("Link jest nieprawidłowy albo został już użyty.")) from None
 
 
 def send_confirmation(session: Session, runtime: Runtime, user: User) -> None:
@@ -101,7 +102,7 @@ def confirm_email(session: Session, settings: Settings, token: str) -> User:
     data = _load(settings, "confirm-email", token, CONFIRM_MAX_AGE)
     user = session.get(User, data.get("u"))
     if user is None or user.email != data.get("e"):
-        raise AccountError("Link jest nieprawidłowy albo został już użyty.")
+        raise AccountError(_l("Link jest nieprawidłowy albo został już użyty."))
     if user.email_confirmed_at is None:
         user.email_confirmed_at = utcnow()
         audit.record(session, "account.email_confirmed", actor=user, object_type="user", object_id=user.id)
@@ -133,7 +134,7 @@ def user_for_reset(session: Session, settings: Settings, token: str) -> User:
     data = _load(settings, "reset-password", token, RESET_MAX_AGE)
     user = session.get(User, data.get("u"))
     if user is None or user.password_hash[-16:] != data.get("p"):
-        raise AccountError("Link jest nieprawidłowy albo został już użyty.")
+        raise AccountError(_l("Link jest nieprawidłowy albo został już użyty."))
     return user
 
 
@@ -293,7 +294,7 @@ def link_taxpayer(
         )
     ).first()
     if existing is not None:
-        raise AccountError("To konto jest już powiązane z tym podatnikiem.")
+        raise AccountError(_l("To konto jest już powiązane z tym podatnikiem."))
     access = TaxpayerAccess(
         user_id=user.id, taxpayer_id=taxpayer.id, relation=relation, granted_by_id=granted_by.id if granted_by else None, note=note
     )

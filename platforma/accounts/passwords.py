@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from argon2 import PasswordHasher
+from flask_babel import lazy_gettext as _l
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 _hasher = PasswordHasher()  # argon2id
@@ -25,17 +26,17 @@ def needs_rehash(password_hash: str) -> bool:
     return _hasher.check_needs_rehash(password_hash)
 
 
-def password_problems(password: str, *, min_length: int, email: str = "", name: str = "") -> list[str]:
+def password_problems(password: str, *, min_length: int, email: str = "", name: str = "") -> list:
     """Reasons (Polish) why a new password is not accepted."""
     problems = []
     if len(password) < min_length:
-        problems.append(f"Hasło musi mieć co najmniej {min_length} znaków.")
+        problems.append(_l("Hasło musi mieć co najmniej %(n)s znaków.", n=min_length))
     if len(password) > 256:
-        problems.append("Hasło może mieć najwyżej 256 znaków.")
+        problems.append(_l("Hasło może mieć najwyżej 256 znaków."))
     lowered = password.lower()
     local_part = email.split("@", 1)[0].lower()
     if local_part and len(local_part) >= 4 and local_part in lowered:
-        problems.append("Hasło nie może zawierać adresu e-mail.")
+        problems.append(_l("Hasło nie może zawierać adresu e-mail."))
     if len(set(password)) < 5:
-        problems.append("Hasło jest zbyt proste: użyj więcej różnych znaków.")
+        problems.append(_l("Hasło jest zbyt proste: użyj więcej różnych znaków."))
     return problems

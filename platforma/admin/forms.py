@@ -48,6 +48,13 @@ class LegalPageForm(Form):
     submit = SubmitField(_l("Zapisz nową wersję"), widget=GovSubmitInput())
 
 
+CONTACT_MESSAGES = {
+    "contact_person": _l("Wpisz osobę do kontaktu w sprawie dostępności"),
+    "contact_email": _l("Wpisz adres e-mail osoby do kontaktu"),
+    "contact_phone": _l("Wpisz numer telefonu osoby do kontaktu"),
+}
+
+
 def declaration_form_class():
     """The accessibility declaration's form, one field per element of the prescribed structure."""
     attrs = {
@@ -58,8 +65,8 @@ def declaration_form_class():
             attrs[key] = SelectField(label, widget=Select(), choices=[("zgodna", _l("zgodna")), ("czesciowo", _l("częściowo zgodna")), ("niezgodna", _l("niezgodna"))], validators=[InputRequired()])
         elif key.endswith("_date"):
             attrs[key] = StringField(label, widget=TextInput(), validators=[InputRequired(_l("Wpisz datę")), DATE_RE])
-        elif key in ("contact_person", "contact_email", "contact_phone"):
-            attrs[key] = StringField(label, widget=TextInput(), validators=[InputRequired(_l("To pole jest wymagane")), Length(max=200)])
+        elif key in CONTACT_MESSAGES:
+            attrs[key] = StringField(label, widget=TextInput(), validators=[InputRequired(CONTACT_MESSAGES[key]), Length(max=200)])
         else:
             attrs[key] = TextAreaField(label, widget=TextArea(), validators=[Optional(), Length(max=20_000)])
     attrs["submit"] = SubmitField(_l("Zapisz nową wersję"), widget=GovSubmitInput())
