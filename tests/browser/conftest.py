@@ -8,6 +8,8 @@ Every page checked with axe is recorded; the list and its length are printed at 
 """
 from __future__ import annotations
 
+import re
+
 import os
 import threading
 from typing import Any, Callable, Iterator
@@ -33,6 +35,27 @@ def pytest_configure(config: Any) -> None:
         config.pluginmanager.register(axe_report, "platforma-axe-report-module")
 
 
+#: where the live instance writes its mail (the "file" mail backend)
+LIVE_MAIL_DIR = None
+
+
+@pytest.fixture
+def live_mail(live_server):
+    """Mail the live instance has sent: a function returning the links in messages to an address."""
+    import email
+    import email.policy
+
+    def links_to(address: str) -> list[str]:
+        found = []
+        for path in sorted(LIVE_MAIL_DIR.glob("*.eml"), key=lambda p: p.stat().st_mtime):
+            message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+            if message["To"] == address:
+                found += re.findall(r"http://localhost(/\S+)", message.get_content())
+        return found
+
+    return links_to
+
+
 # -- the live server ---------------------------------------------------------------------------------
 
 @pytest.fixture(scope="session")
@@ -48,6 +71,8 @@ def live_server(tmp_path_factory) -> Iterator[str]:
     server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, name="live-server", daemon=True)
     thread.start()
+    global LIVE_MAIL_DIR
+    LIVE_MAIL_DIR = instance / "mail"
     yield f"http://127.0.0.1:{server.server_port}"
     server.shutdown()
     thread.join(timeout=10)

@@ -297,3 +297,45 @@ def test_without_javascript(open_tab):
     tab.goto("/konto/moje-sprawy")
     assert tab.path.startswith("/konto/logowanie")
 
+
+
+# -- mail-driven journeys ---------------------------------------------------------------------------------
+
+def test_register_confirm_and_reset_password(open_tab, live_mail):
+    address = "nowa.mieszkanka@example.com"
+    tab = open_tab()
+    tab.goto("/konto/rejestracja")
+    tab.page.get_by_label("Imię i nazwisko").fill("Nowa Mieszkanka")
+    tab.page.get_by_label("Adres e-mail").fill(address)
+    tab.page.get_by_label("Hasło", exact=True).fill("Moje-Pierwsze-Haslo-2026")
+    tab.page.get_by_label("Powtórz hasło").fill("Moje-Pierwsze-Haslo-2026")
+    tab.submit(tab.page.locator("main").get_by_role("button", name="Załóż konto"))
+    assert tab.path == "/konto/rejestracja/wyslano"
+    tab.check("rejestracja: wysłano link")
+
+    [confirm] = live_mail(address)
+    tab.goto(confirm.replace("http://localhost", ""))
+    assert tab.path == "/konto/logowanie" and "Adres e-mail potwierdzony" in tab.page.locator("main").inner_text()
+    tab.check("logowanie po potwierdzeniu adresu")
+    tab.goto(confirm, status=200)  # confirming twice is harmless
+
+    tab.goto("/konto/haslo/przypomnij")
+    tab.page.get_by_label("Adres e-mail").fill(address)
+    tab.submit(tab.page.locator("main").get_by_role("button", name="Wyślij link"))
+    assert heading(tab) == "Sprawdź skrzynkę e-mail"
+    tab.check("przypomnienie hasła: wysłano")
+
+    reset = live_mail(address)[-1]
+    tab.goto(reset)
+    tab.check("nowe hasło")
+    tab.page.get_by_label("Nowe hasło", exact=True).fill("Moje-Drugie-Haslo-2026")
+    tab.page.get_by_label("Powtórz nowe hasło").fill("Moje-Drugie-Haslo-2026")
+    tab.submit(tab.page.locator("main").get_by_role("button", name="Zapisz hasło"))
+    assert tab.path == "/konto/logowanie"
+    tab.goto(reset, status=400)  # single use
+    assert heading(tab) == "Link nie działa"
+    tab.check("link do zmiany hasła użyty drugi raz")
+
+    log_in(tab, address, "Moje-Drugie-Haslo-2026")
+    assert tab.path == "/konto/moje-sprawy"
+    log_out(tab)
