@@ -226,11 +226,43 @@ def serve(host: str, port: int) -> None:
     run_simple(host, port, app, threaded=True, use_reloader=False, use_debugger=False)
 
 
+def _mount_module_commands() -> None:
+    """Each module mounts its own command group."""
+    from platforma.taxes.cli import taxes
+
+    cli.add_command(taxes)
+
+
+_mount_module_commands()
+
+
+def _polish_usage_error(exc: click.UsageError) -> str:
+    if isinstance(exc, click.MissingParameter) and exc.param is not None:
+        return f"brak wymaganej opcji {exc.param.get_error_hint(exc.ctx)}"
+    if isinstance(exc, click.BadParameter) and exc.param is not None:
+        return f"błędna wartość opcji {exc.param.get_error_hint(exc.ctx)}: {exc.message}"
+    if isinstance(exc, click.NoSuchOption):
+        return f"nieznana opcja {exc.option_name}"
+    return exc.format_message()
+
+
 def main() -> None:
+    """Errors are printed in Polish, without a traceback: 1 for a refused operation, 2 for bad input."""
     try:
-        cli(standalone_mode=True)
+        code = cli.main(standalone_mode=False)
     except ConfigError as exc:
         click.echo(str(exc), err=True)
         sys.exit(2)
+    except click.exceptions.Abort:
+        click.echo("Przerwano.", err=True)
+        sys.exit(1)
+    except click.UsageError as exc:
+        hint = f" (pomoc: {exc.ctx.command_path} --help)" if exc.ctx is not None else ""
+        click.echo(f"Błąd: {_polish_usage_error(exc)}{hint}", err=True)
+        sys.exit(2)
+    except click.ClickException as exc:
+        click.echo(f"Błąd: {exc.format_message()}", err=True)
+        sys.exit(exc.exit_code)
+    sys.exit(code or 0)
 if __name__ == "__main__":
     main()

@@ -89,11 +89,29 @@ def pg_database() -> Iterator[str]:
     admin.dispose()
 
 
+def _migration_seed_rows() -> list[dict[str, Any]]:
+    """The rows migration 0003 seeds into dated_setting (the interest rates and amounts of the law)."""
+    import importlib.util
+
+    from platforma.core.db import utcnow
+    from platforma.core.migrate import MIGRATIONS
+
+    [path] = MIGRATIONS.glob("versions/0003_*.py")
+    spec = importlib.util.spec_from_file_location("migration_0003", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.seed_rows(utcnow())
+
+
 def _truncate_pg(url: str) -> None:
+    """Empty every table between tests, then put back what the migrations seed."""
+    from platforma.core.settings import DatedSetting
+
     engine = make_engine(url)
     tables = ", ".join(f'"{t.name}"' for t in metadata.sorted_tables)
     with engine.begin() as conn:
         conn.execute(sa.text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+        conn.execute(sa.insert(DatedSetting.__table__), _migration_seed_rows())
     engine.dispose()
 
 

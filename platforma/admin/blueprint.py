@@ -12,9 +12,10 @@ from platforma.accounts import operations as account_ops
 from platforma.accounts.models import User
 from platforma.accounts.passwords import password_problems
 from platforma.accounts.sessions import end_all
-from platforma.admin.forms import AuditFilterForm, LegalPageForm, StaffForm, declaration_form_class
+from platforma.admin.forms import AuditFilterForm, DatedSettingForm, LegalPageForm, StaffForm, declaration_form_class
 from platforma.core import audit
 from platforma.core.access import Permission, requires
+from platforma.core import settings as dated
 from platforma.core.audit import AuditEntry
 from platforma.core.registry import CheckResult, registry
 from platforma.core.web import client_ip, db, runtime, user_agent
@@ -27,6 +28,7 @@ bp = Blueprint("admin", __name__, url_prefix="/urzad/admin", template_folder="te
 backoffice_menu.add(_l("Dziennik zdarzeń"), "admin.audit_log", Permission.AUDIT_VIEW, order=80)
 backoffice_menu.add(_l("Konta pracowników"), "admin.staff", Permission.USERS_MANAGE, order=85)
 backoffice_menu.add(_l("Strony informacyjne"), "admin.legal_pages", Permission.SITE_PAGES_EDIT, order=90)
+backoffice_menu.add(_l("Stawki i terminy"), "admin.dated_settings", Permission.SETTINGS_EDIT, order=88)
 backoffice_menu.add(_l("Wtyczki"), "admin.plugins", Permission.SITE_PAGES_EDIT, order=95)
 
 AUDIT_PAGE = 50
@@ -161,3 +163,53 @@ def plugins():
                 result = CheckResult(False, str(exc))
         rows.append({"plugin": plugin, "enabled": enabled, "result": result})
     return render_template("admin/plugins.html", rows=rows)
+
+
+def _setting_value_from_form(setting: dated.SettingKey, form: DatedSettingForm):
+    if setting.key != "waste.schedule":
+        return (form.value.data or "").strip()
+    if form.frequency.data == "custom":
+        return {"frequency": "custom", "due_dates": [d.strip() for d in (form.due_dates.data or "").split(",") if d.strip()]}
+    return {"frequency": form.frequency.data, "day": int(form.day.data) if form.day.data else None, "in_advance": form.in_advance.data == "true"}
+
+
+@bp.route("/ustawienia", methods=["GET"])
+@requires(Permission.SETTINGS_EDIT)
+def dated_settings():
+    session = db()
+    today = today_warsaw()
+    rows = []
+    for setting in dated.KNOWN.values():
+        try:
+            current = dated.value_on(session, setting.key, today)
+        except dated.MissingSetting:
+            current = None
+        rows.append({"setting": setting, "current": current, "history": dated.history(session, setting.key)})
+    return render_template("admin/dated_settings.html", rows=rows)
+
+
+@bp.route("/ustawienia/<key>", methods=["GET", "POST"])
+@requires(Permission.SETTINGS_EDIT)
+def add_dated_setting(key: str):
+    setting = dated.KNOWN.get(key) or abort(404)
+    form = DatedSettingForm()
+    if form.validate_on_submit():
+        try:
+            day = dt.date.fromisoformat(form.effective_from.data)
+        except ValueError:
+            form.effective_from.errors.append(_("Nie ma takiej daty."))
+        else:
+            try:
+                row = dated.set_value(db(), key, day, _setting_value_from_form(setting, form), author_id=g.user.id, note=form.note.data.strip())
+            except ValueError as exc:
+                target = form.effective_from if "już istnieje" in str(exc) else (form.value if key != "waste.schedule" else form.frequency)
+                target.errors.append(str(exc))
+            else:
+                audit.record(
+                    db(), "setting.added", actor=g.user, object_type="setting", object_id=key,
+                    details={"effective_from": day.isoformat(), "value": row.value, "note": row.note},
+                    ip=client_ip(), user_agent=user_agent(),
+                )
+                flash(_("Dodano wartość „%(label)s” od %(day)s.", label=setting.label, day=day.strftime("%d.%m.%Y")), "success")
+                return redirect(url_for("admin.dated_settings"))
+    return render_template("admin/add_dated_setting.html", form=form, setting=setting, history=dated.history(db(), key))

@@ -71,3 +71,23 @@ def declaration_form_class():
             attrs[key] = TextAreaField(label, widget=TextArea(), validators=[Optional(), Length(max=20_000)])
     attrs["submit"] = SubmitField(_l("Zapisz nową wersję"), widget=GovSubmitInput())
     return type("DeclarationForm", (Form,), attrs)
+
+
+class DatedSettingForm(Form):
+    """A new value of a dated setting, from a given day (nothing is ever overwritten)."""
+
+    effective_from = StringField(_l("Obowiązuje od (RRRR-MM-DD)"), widget=TextInput(), validators=[InputRequired(_l("Wpisz datę")), DATE_RE])
+    value = StringField(_l("Wartość"), widget=TextInput(), validators=[Optional(), Length(max=20)])
+    frequency = SelectField(
+        _l("Jak często płaci się opłatę"), widget=Select(), validators=[Optional()],
+        choices=[("monthly", _l("co miesiąc")), ("quarterly", _l("co kwartał")), ("semiannual", _l("co pół roku")),
+                 ("annual", _l("raz w roku")), ("custom", _l("w stałych terminach"))],
+    )
+    day = StringField(_l("Dzień miesiąca terminu płatności (1-31)"), widget=TextInput(), validators=[Optional(), Regexp(r"^\d{1,2}$", message=_l("Wpisz liczbę od 1 do 31"))])
+    in_advance = RadioField(
+        _l("Płatna"), widget=RadioInput(), validators=[Optional()], default="true",
+        choices=[("true", _l("z góry (w pierwszym miesiącu okresu)")), ("false", _l("z dołu (w miesiącu po okresie)"))],
+    )
+    due_dates = StringField(_l("Stałe terminy (MM-DD, po przecinku), np. 03-15, 09-15"), widget=TextInput(), validators=[Optional(), Length(max=100)])
+    note = StringField(_l("Podstawa (np. uchwała, obwieszczenie)"), widget=TextInput(), validators=[InputRequired(_l("Wpisz podstawę zmiany")), Length(max=500)])
+    submit = SubmitField(_l("Dodaj wartość"), widget=GovSubmitInput())

@@ -24,6 +24,7 @@ class Permission(enum.StrEnum):
     AUDIT_VIEW = "audit_view"
     USERS_MANAGE = "users_manage"
     SITE_PAGES_EDIT = "site_pages_edit"
+    SETTINGS_EDIT = "settings_edit"  # dated settings: interest rates, thresholds, costs, schedules
 
 
 ROLE_PERMISSIONS: dict[str, frozenset[Permission]] = {
@@ -37,6 +38,7 @@ ROLE_PERMISSIONS: dict[str, frozenset[Permission]] = {
             Permission.AUDIT_VIEW,
             Permission.USERS_MANAGE,
             Permission.SITE_PAGES_EDIT,
+            Permission.SETTINGS_EDIT,
         }
     ),
 }

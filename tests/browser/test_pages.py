@@ -270,6 +270,28 @@ def test_admin_journey(open_tab, clerk_cookies):
     tab.goto("/urzad/admin/wtyczki")
     tab.check()
 
+    # dated settings: the overview, a refused value, then the gmina's waste-fee schedule
+    tab.goto("/urzad/admin/ustawienia")
+    assert "Obowiązuje dziś: 10.50 %" in tab.page.locator("main").inner_text()
+    tab.check()
+    tab.goto("/urzad/admin/ustawienia/interest.threshold")
+    tab.page.get_by_label("Obowiązuje od (RRRR-MM-DD)").fill("2014-01-01")
+    tab.page.get_by_label("Wartość").fill("9.00")
+    tab.page.get_by_label("Podstawa (np. uchwała, obwieszczenie)").fill("test")
+    tab.submit(tab.page.locator("main").get_by_role("button", name="Dodaj wartość"))
+    assert "już istnieje" in tab.page.locator("#effective_from-error").inner_text()
+    tab.check("ustawienia: wartość od tego dnia już istnieje")
+    tab.goto("/urzad/admin/ustawienia/waste.schedule")
+    tab.check()
+    tab.page.get_by_label("Obowiązuje od (RRRR-MM-DD)").fill("2026-01-01")
+    tab.page.get_by_label("Jak często płaci się opłatę").select_option("monthly")
+    tab.page.get_by_label("Dzień miesiąca terminu płatności (1-31)").fill("15")
+    tab.page.get_by_label("z góry (w pierwszym miesiącu okresu)").check()
+    tab.page.get_by_label("Podstawa (np. uchwała, obwieszczenie)").fill("uchwała nr XII/85/2025")
+    tab.submit(tab.page.locator("main").get_by_role("button", name="Dodaj wartość"))
+    assert tab.path == "/urzad/admin/ustawienia"
+    assert "co miesiąc, do dnia 15, z góry" in tab.page.locator("main").inner_text()
+
 
 # -- phone --------------------------------------------------------------------------------------------------
 

@@ -1,0 +1,89 @@
+"""`platforma taxes ...`: the rules at the command line, for clerks' scripts and for checks."""
+from __future__ import annotations
+
+import datetime as dt
+import json
+from decimal import Decimal, InvalidOperation
+
+import click
+
+from platforma.taxes import rules
+
+
+def _date(_ctx, param, value):
+    if value is None:
+        return None
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"data musi mieć postać RRRR-MM-DD, a podano {value!r}") from None
+
+
+def _amount(_ctx, param, value):
+    try:
+        amount = Decimal(value.replace(",", ".").replace(" ", ""))
+    except InvalidOperation:
+        raise click.BadParameter(f"kwota musi być liczbą, np. 1000.00, a podano {value!r}") from None
+    if not amount.is_finite() or amount < 0 or amount != amount.quantize(rules.GROSZ):
+        raise click.BadParameter("kwota musi być nieujemna, z dokładnością do grosza")
+    return amount
+
+
+def _print(data: dict) -> None:
+    click.echo(json.dumps(data, ensure_ascii=False))
+
+
+def _rates_and_threshold(paid_on: dt.date) -> tuple[rules.RateTable, Decimal]:
+    from platforma.config import load_settings
+    from platforma.core.runtime import Runtime
+    from platforma.taxes.settings import interest_threshold, rate_table
+
+    runtime = Runtime.from_settings(load_settings())
+    with runtime.session_factory() as session:
+        return rate_table(session), interest_threshold(session, paid_on)
+
+
+@click.group(help="Podatki i opłaty lokalne: odsetki, raty, stan konta.")
+def taxes() -> None:
+    pass
+
+
+@taxes.command(help="Odsetki za zwłokę od zaległości (art. 53-56b Ordynacji podatkowej).")
+@click.option("--amount", required=True, callback=_amount, help="zaległość, np. 1000.00")
+@click.option("--due", required=True, callback=_date, help="termin płatności (RRRR-MM-DD), przed przesunięciem z art. 12 §5")
+@click.option("--paid", required=True, callback=_date, help="dzień zapłaty (RRRR-MM-DD)")
+@click.option("--rate", "rate_kind", type=click.Choice(list(rules.RATE_KINDS)), default="standard", show_default=True)
+def interest(amount: Decimal, due: dt.date, paid: dt.date, rate_kind: str) -> None:
+    effective = rules.next_working_day(due)
+    try:
+        table, threshold = _rates_and_threshold(paid)
+        result = rules.arrears_interest(amount, effective, paid, table, threshold, rate_kind)
+    except (KeyError, ValueError) as exc:  # no rate or threshold for those days (MissingSetting is a KeyError)
+        raise click.ClickException(f"brak stopy odsetek lub progu na te dni: {exc.args[0]}")
+    _print({
+        "effective_due": effective.isoformat(),
+        "days": result.days,
+        "periods": [
+            {"from": p.start.isoformat(), "to": p.end.isoformat(), "days": p.days,
+             "rate": str(p.rate.quantize(rules.GROSZ)), "interest": str(p.interest.quantize(rules.FOUR_PLACES))}
+            for p in result.periods
+        ],
+        "unrounded": str(result.unrounded.quantize(rules.FOUR_PLACES)),
+        "interest": str(result.amount),
+        "charged": result.charged,
+    })
+
+
+@taxes.command(help="Raty podatku za rok (whole złoty, summing to the tax).")
+@click.option("--tax", required=True, type=click.Choice(list(rules.TAX_KINDS)))
+@click.option("--payer", required=True, type=click.Choice(list(rules.PAYER_TYPES)))
+@click.option("--amount", required=True, callback=_amount, help="podatek w pełnych złotych")
+@click.option("--year", required=True, type=click.IntRange(2000, 2100))
+@click.option("--delivered", callback=_date, help="dzień doręczenia decyzji (art. 47 §2 OP)")
+@click.option("--from", "liable_from", callback=_date, help="początek obowiązku podatkowego w roku")
+def schedule(tax: str, payer: str, amount: Decimal, year: int, delivered: dt.date | None, liable_from: dt.date | None) -> None:
+    try:
+        installments = rules.installment_schedule(tax, payer, amount, year, delivered=delivered, liable_from=liable_from)
+    except ValueError as exc:
+        raise click.ClickException(str(exc))
+    _print({"installments": [{"due": i.due.isoformat(), "amount": str(i.amount)} for i in installments]})

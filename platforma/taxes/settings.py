@@ -1,0 +1,24 @@
+"""The taxes module's dated settings, read into the plain values the rules take."""
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+from sqlalchemy.orm import Session
+
+from platforma.core.settings import decimal_on, history
+from platforma.taxes.rules import RateTable
+
+
+def rate_table(session: Session) -> RateTable:
+    """Every standard interest rate the administrator has set (art. 56 §1 OP), by date."""
+    return RateTable.from_rows((row.effective_from, row.value) for row in history(session, "interest.standard_rate"))
+
+
+def interest_threshold(session: Session, day: dt.date) -> Decimal:
+    """Art. 54 §1 pkt 5 OP: interest up to this amount is not charged."""
+    return decimal_on(session, "interest.threshold", day)
+
+
+def reminder_cost(session: Session, day: dt.date) -> Decimal:
+    return decimal_on(session, "reminder.cost", day)
