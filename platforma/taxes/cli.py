@@ -87,3 +87,57 @@ def schedule(tax: str, payer: str, amount: Decimal, year: int, delivered: dt.dat
     except ValueError as exc:
         raise click.ClickException(str(exc))
     _print({"installments": [{"due": i.due.isoformat(), "amount": str(i.amount)} for i in installments]})
+
+
+def account_json(state) -> dict:
+    """The account as JSON (amounts as strings): the same numbers the pages show."""
+    def s(value):
+        return str(value)
+
+    return {
+        "as_of": state.as_of.isoformat(),
+        "liabilities": [
+            {
+                "id": item.id, "tax": item.tax_kind, "year": item.year, "description": item.description,
+                "decision": item.decision_number, "przypis": s(item.przypis), "odpis": s(item.odpis),
+                "wplaty": s(item.wplaty), "zaleglosc": s(item.zaleglosc), "odsetki": s(item.odsetki),
+                "biezace": s(item.biezace), "do_zaplaty": s(item.do_zaplaty),
+                "installments": [
+                    {"number": i.number, "due": i.due.isoformat(), "amount": s(i.assessed), "paid": s(i.paid),
+                     "left": s(i.left), "interest": s(i.interest), "status": i.status}
+                    for i in item.installments
+                ],
+            }
+            for item in state.liabilities
+        ],
+        "zaleglosc": s(state.zaleglosc), "odsetki": s(state.odsetki), "koszty": s(state.koszty),
+        "nadplata": s(state.nadplata), "do_zaplaty": s(state.do_zaplaty),
+        "payments": [
+            {"ref": p.ref, "paid_on": p.paid_on.isoformat(), "total": s(p.total), "interest": s(p.interest),
+             "overpayment": s(p.overpayment)}
+            for p in state.payments
+        ],
+    }
+
+
+@taxes.command(help="Stan konta podatnika na dzień (JSON): te same liczby co na stronach.")
+@click.option("--taxpayer", "taxpayer_id", required=True, type=int, help="numer podatnika w systemie")
+@click.option("--as-of", "as_of", callback=_date, help="dzień (RRRR-MM-DD); domyślnie dziś")
+def balance(taxpayer_id: int, as_of: dt.date | None) -> None:
+    from platforma.config import load_settings
+    from platforma.core.runtime import Runtime
+    from platforma.taxes.models import Taxpayer
+    from platforma.taxes.queries import account
+    from platforma.web.filters import today_warsaw
+
+    runtime = Runtime.from_settings(load_settings())
+    with runtime.session_factory() as session:
+        taxpayer = session.get(Taxpayer, taxpayer_id)
+        if taxpayer is None:
+            raise click.ClickException(f"nie ma podatnika o numerze {taxpayer_id}")
+        try:
+            state = account(session, taxpayer_id, as_of or today_warsaw())
+        except KeyError as exc:
+            raise click.ClickException(f"brak stopy odsetek lub progu na ten dzień: {exc.args[0]}")
+        data = {"taxpayer": taxpayer_id, "name": taxpayer.display_name, **account_json(state)}
+    _print(data)

@@ -1,0 +1,280 @@
+"""A taxpayer's account as of a day: what was assessed, paid and is owed, with interest.
+
+Pure computation over plain records (no session): `queries.account_records` loads them, the pages,
+`platforma taxes balance` and the reminders run call `account_as_of`, so they show the same numbers.
+
+How the ledger is read (platforma.taxes.models.Posting):
+- przypis (+) and odpis (−) on an installment set what it asks for;
+- a payment leaves, per installment it reached, a wpłata (−) for the whole part it took and, for the
+  interest within that part, an odsetki (+) with the same payment_ref: the principal falls by the
+  wpłata less the odsetki, and the odsetki record the interest collected (art. 55 §2 OP);
+- korekta carries its own sign; a payment no liability took is a nadpłata (−) on the taxpayer's
+  account (liability_id empty); zwrot (+) is an overpayment refunded; koszty upomnienia (+) stand
+  on their own.
+Interest is never stored ahead: it is recomputed for the day asked by replaying the payments.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from platforma.taxes.rules import Arrear, RateTable, arrears_interest, effective_due
+
+ZERO = Decimal(0)
+
+
+@dataclass(frozen=True)
+class PostingRecord:
+    id: int
+    kind: str
+    #: the amount as stored: positive, except a korekta, which carries its sign
+    amount: Decimal
+    value_date: dt.date
+    liability_id: int | None = None
+    installment_id: int | None = None
+    payment_ref: str | None = None
+    corrects_id: int | None = None
+
+    @property
+    def signed(self) -> Decimal:
+        """What the line does to the amount owed: + charges, − credits (korekta: its own sign)."""
+        return -self.amount if self.kind in ("odpis", "wplata", "nadplata") else self.amount
+
+
+@dataclass(frozen=True)
+class InstallmentRecord:
+    id: int
+    liability_id: int
+    number: int
+    nominal_due: dt.date
+    amount: Decimal
+
+
+@dataclass(frozen=True)
+class LiabilityRecord:
+    id: int
+    tax_kind: str
+    year: int
+    description: str
+    amount: Decimal
+    decision_number: str | None
+    delivered_on: dt.date | None
+    #: the taxpayers liable (co-owners each see the whole liability)
+    party_ids: tuple[int, ...]
+    installments: tuple[InstallmentRecord, ...]
+
+
+@dataclass
+class InstallmentState:
+    id: int
+    number: int
+    nominal_due: dt.date
+    due: dt.date
+    #: przypis less odpis and corrections
+    assessed: Decimal
+    paid: Decimal
+    left: Decimal
+    #: interest charged on the day asked (whole złoty, 0 under the threshold)
+    interest: Decimal
+    interest_paid: Decimal
+    #: paid, partly_paid, overdue, due (not yet due, nothing paid)
+    status: str
+
+    @property
+    def to_pay(self) -> Decimal:
+        return self.left + self.interest
+
+
+@dataclass
+class LiabilityState:
+    id: int
+    tax_kind: str
+    year: int
+    description: str
+    decision_number: str | None
+    przypis: Decimal
+    odpis: Decimal
+    #: payments that reached it (principal and interest)
+    wplaty: Decimal
+    #: overdue principal on the day asked
+    zaleglosc: Decimal
+    #: interest on the overdue principal on the day asked
+    odsetki: Decimal
+    #: principal not yet due
+    biezace: Decimal
+    installments: list[InstallmentState]
+
+    @property
+    def do_zaplaty(self) -> Decimal:
+        """What clears the overdue part today: arrears and their interest."""
+        return self.zaleglosc + self.odsetki
+
+
+@dataclass
+class PaymentRecord:
+    """A payment as the taxpayer sees it: one line per payment_ref."""
+
+    ref: str
+    paid_on: dt.date
+    total: Decimal
+    interest: Decimal
+    overpayment: Decimal
+    liabilities: list[int] = field(default_factory=list)
+
+
+@dataclass
+class AccountState:
+    as_of: dt.date
+    liabilities: list[LiabilityState]
+    #: overpayment standing on the account (nadpłata), never negative
+    nadplata: Decimal
+    #: reminder costs and other charges outside liabilities, still unpaid
+    koszty: Decimal
+    payments: list[PaymentRecord]
+
+    @property
+    def zaleglosc(self) -> Decimal:
+        return sum((item.zaleglosc for item in self.liabilities), ZERO)
+
+    @property
+    def odsetki(self) -> Decimal:
+        return sum((item.odsetki for item in self.liabilities), ZERO)
+
+    @property
+    def do_zaplaty(self) -> Decimal:
+        """Arrears, interest and costs, less the overpayment that can be set against them."""
+        return max(self.zaleglosc + self.odsetki + self.koszty - self.nadplata, ZERO)
+
+    def by_year(self) -> dict[int, list[LiabilityState]]:
+        grouped: dict[int, list[LiabilityState]] = defaultdict(list)
+        for item in sorted(self.liabilities, key=lambda i: (-i.year, i.tax_kind, i.id)):
+            grouped[item.year].append(item)
+        return dict(grouped)
+
+
+# -- the interest state of one installment -------------------------------------------------------
+
+def _payments_on(postings: list[PostingRecord]) -> list[tuple[dt.date, str, Decimal, Decimal]]:
+    """(day, ref, principal part, interest part) of each payment that reached an installment."""
+    grouped: dict[tuple[dt.date, str], list[Decimal]] = {}
+    for posting in postings:
+        if posting.kind not in ("wplata", "odsetki"):
+            continue
+        key = (posting.value_date, posting.payment_ref or f"#{posting.id}")
+        total, interest = grouped.setdefault(key, [ZERO, ZERO])
+        if posting.kind == "wplata":
+            grouped[key][0] = total + posting.amount
+        else:
+            grouped[key][1] = interest + posting.amount
+    return sorted((day, ref, total - interest, interest) for (day, ref), (total, interest) in grouped.items())
+
+
+def installment_arrear(
+    installment: InstallmentRecord, due: dt.date, postings: list[PostingRecord], day: dt.date,
+    rates: RateTable, threshold: Decimal,
+) -> tuple[Arrear, Decimal, Decimal, Decimal]:
+    """The installment as an open arrear on `day` (before any payment of that day is counted beyond
+    what is already posted): (arrear, assessed, principal paid, interest paid)."""
+    dated = [p for p in postings if p.value_date <= day]
+    assessed = sum((p.signed for p in dated if p.kind not in ("wplata", "odsetki")), ZERO)
+    principal = assessed
+    interest_unpaid = ZERO
+    interest_from = due
+    paid = interest_paid = ZERO
+    for paid_on, _ref, principal_part, interest_part in _payments_on(dated):
+        if paid_on > interest_from and principal > 0:
+            grown = arrears_interest(principal, interest_from, paid_on, rates, threshold).rounded
+            owed = interest_unpaid + grown
+            owed = owed if owed > threshold else ZERO
+            interest_unpaid = max(owed - interest_part, ZERO)
+            interest_from = paid_on
+        else:
+            interest_unpaid = max(interest_unpaid - interest_part, ZERO)
+        principal -= principal_part
+        paid += principal_part
+        interest_paid += interest_part
+    arrear = Arrear(str(installment.id), due, principal, interest_unpaid, interest_from)
+    return arrear, assessed, paid, interest_paid
+
+
+def interest_due(arrear: Arrear, day: dt.date, rates: RateTable, threshold: Decimal) -> Decimal:
+    if day <= arrear.due or (arrear.principal <= 0 and arrear.interest_unpaid <= 0):
+        return arrear.interest_unpaid if day > arrear.due else ZERO
+    grown = arrears_interest(max(arrear.principal, ZERO), arrear.interest_from or arrear.due, day, rates, threshold).rounded
+    total = arrear.interest_unpaid + grown
+    return total if total > threshold else ZERO
+
+
+# -- the whole account ---------------------------------------------------------------------------
+
+def account_as_of(
+    liabilities: list[LiabilityRecord], postings: list[PostingRecord], day: dt.date, rates: RateTable, threshold: Decimal,
+) -> AccountState:
+    """The account on `day`: every posting dated up to that day, interest up to and including it."""
+    by_installment: dict[int, list[PostingRecord]] = defaultdict(list)
+    by_liability: dict[int, list[PostingRecord]] = defaultdict(list)
+    loose: list[PostingRecord] = []
+    for posting in postings:
+        if posting.value_date > day:
+            continue
+        if posting.installment_id is not None:
+            by_installment[posting.installment_id].append(posting)
+        if posting.liability_id is not None:
+            by_liability[posting.liability_id].append(posting)
+        else:
+            loose.append(posting)
+
+    states = []
+    for liability in liabilities:
+        items = []
+        for installment in liability.installments:
+            due = effective_due(installment.nominal_due, liability.delivered_on)
+            own = by_installment.get(installment.id, [])
+            arrear, assessed, paid, interest_paid = installment_arrear(installment, due, own, day, rates, threshold)
+            interest = interest_due(arrear, day, rates, threshold)
+            left = max(arrear.principal, ZERO)
+            if left == 0 and assessed > 0:
+                status = "paid" if interest == 0 else "overdue"
+            elif day > due:
+                status = "overdue"
+            elif paid > 0:
+                status = "partly_paid"
+            else:
+                status = "due"
+            items.append(InstallmentState(installment.id, installment.number, installment.nominal_due, due,
+                                          assessed, paid, left, interest, interest_paid, status))
+        lines = by_liability.get(liability.id, [])
+        states.append(LiabilityState(
+            id=liability.id, tax_kind=liability.tax_kind, year=liability.year, description=liability.description,
+            decision_number=liability.decision_number,
+            przypis=sum((p.amount for p in lines if p.kind == "przypis"), ZERO),
+            odpis=sum((p.amount for p in lines if p.kind == "odpis"), ZERO),
+            wplaty=sum((p.amount for p in lines if p.kind == "wplata"), ZERO),
+            zaleglosc=sum((i.left for i in items if i.status == "overdue"), ZERO),
+            odsetki=sum((i.interest for i in items), ZERO),
+            biezace=sum((i.left for i in items if i.status != "overdue"), ZERO),
+            installments=items,
+        ))
+
+    overpayment_balance = -sum((p.signed for p in loose if p.kind in ("nadplata", "zwrot", "korekta")), ZERO)
+    costs = sum((p.signed for p in loose if p.kind == "koszty_upomnienia"), ZERO)
+    costs -= sum((p.amount for p in loose if p.kind == "wplata"), ZERO)
+
+    payments: dict[str, PaymentRecord] = {}
+    for posting in sorted(postings, key=lambda p: (p.value_date, p.id)):
+        if posting.value_date > day or posting.kind not in ("wplata", "odsetki", "nadplata") or not posting.payment_ref:
+            continue
+        record = payments.setdefault(posting.payment_ref, PaymentRecord(posting.payment_ref, posting.value_date, ZERO, ZERO, ZERO))
+        if posting.kind == "wplata":
+            record.total += posting.amount
+            if posting.liability_id is not None and posting.liability_id not in record.liabilities:
+                record.liabilities.append(posting.liability_id)
+        elif posting.kind == "odsetki":
+            record.interest += posting.amount
+        else:
+            record.total += posting.amount
+            record.overpayment += posting.amount
+    return AccountState(day, states, max(overpayment_balance, ZERO), max(costs, ZERO),
+                        sorted(payments.values(), key=lambda p: (p.paid_on, p.ref), reverse=True))
