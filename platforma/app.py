@@ -90,6 +90,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     from platforma.admin import blueprint as admin_blueprint
     from platforma.backoffice import blueprint as backoffice_blueprint
     from platforma.taxes import backoffice as taxes_backoffice
+    from platforma.taxes import views as taxes_views
     from platforma.web import errors, filters
     from platforma.web import views as web_views
 
@@ -105,6 +106,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.register_blueprint(accounts_blueprint.bp)
     app.register_blueprint(backoffice_blueprint.bp)
     app.register_blueprint(taxes_backoffice.bp)
+    app.register_blueprint(taxes_views.bp)
     app.register_blueprint(admin_blueprint.bp)
 
     @app.before_request
