@@ -106,6 +106,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.register_blueprint(accounts_blueprint.bp)
     app.register_blueprint(backoffice_blueprint.bp)
     app.register_blueprint(taxes_backoffice.bp)
+    app.register_blueprint(taxes_backoffice.calculator_bp)
     app.register_blueprint(taxes_views.bp)
     app.register_blueprint(admin_blueprint.bp)
 

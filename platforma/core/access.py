@@ -21,6 +21,7 @@ class Permission(enum.StrEnum):
     BACKOFFICE = "backoffice"  # the clerks' area
     TAXPAYERS_VIEW = "taxpayers_view"
     TAXPAYER_ACCESS_MANAGE = "taxpayer_access_manage"  # link users to taxpayers
+    POSTINGS_MANAGE = "postings_manage"  # manual postings, reminders
     AUDIT_VIEW = "audit_view"
     USERS_MANAGE = "users_manage"
     SITE_PAGES_EDIT = "site_pages_edit"
@@ -29,12 +30,13 @@ class Permission(enum.StrEnum):
 
 ROLE_PERMISSIONS: dict[str, frozenset[Permission]] = {
     "resident": frozenset({Permission.RESIDENT_AREA}),
-    "clerk": frozenset({Permission.BACKOFFICE, Permission.TAXPAYERS_VIEW, Permission.TAXPAYER_ACCESS_MANAGE}),
+    "clerk": frozenset({Permission.BACKOFFICE, Permission.TAXPAYERS_VIEW, Permission.TAXPAYER_ACCESS_MANAGE, Permission.POSTINGS_MANAGE}),
     "admin": frozenset(
         {
             Permission.BACKOFFICE,
             Permission.TAXPAYERS_VIEW,
             Permission.TAXPAYER_ACCESS_MANAGE,
+            Permission.POSTINGS_MANAGE,
             Permission.AUDIT_VIEW,
             Permission.USERS_MANAGE,
             Permission.SITE_PAGES_EDIT,

@@ -1,8 +1,11 @@
 """Clerk pages about taxpayers: search, the taxpayer's card (every view audited), account links."""
 from __future__ import annotations
 
+import datetime as dt
+from decimal import Decimal, InvalidOperation
+
 import sqlalchemy as sa
-from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
+from flask import Blueprint, Response, abort, flash, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
@@ -10,9 +13,18 @@ from platforma.accounts import operations as account_ops
 from platforma.accounts.models import TaxpayerAccess
 from platforma.core import audit
 from platforma.core.access import Permission, requires
-from platforma.core.web import client_ip, db, user_agent
+from platforma.accounts.models import User
+from platforma.core.web import client_ip, db, runtime, user_agent
+from platforma.taxes import operations as tax_ops
+from platforma.taxes import rules
+from platforma.taxes.backoffice_forms import InterestCalculatorForm, ManualPostingForm, RemindersForm
 from platforma.taxes.forms import LinkUserForm
-from platforma.taxes.models import Taxpayer
+from platforma.taxes.queries import liability_ids_of
+from platforma.taxes.reminders import issue_reminders, reminder_lines, reminders_csv
+from platforma.taxes.settings import interest_threshold, rate_table
+from platforma.web.filters import today_warsaw
+from platforma.web.pdf import render_pdf
+from platforma.taxes.models import Decision, Installment, Liability, LiabilityParty, Posting, Taxpayer
 from platforma.web.forms import Form
 from platforma.web.nav import backoffice_menu
 
@@ -32,6 +44,13 @@ def search_taxpayers(session, query: str, limit: int = PAGE_SIZE) -> list[Taxpay
         conditions.append(Taxpayer.pesel == digits)
     if len(digits) == 10:
         conditions.append(Taxpayer.nip == digits)
+    if any(ch.isalpha() for ch in query) and any(ch.isdigit() for ch in query) and "." in query:
+        # a decision number such as FN.3120.15.2025: everyone the decision names
+        conditions.append(Taxpayer.id.in_(
+            sa.select(LiabilityParty.taxpayer_id).join(Liability, Liability.id == LiabilityParty.liability_id)
+            .join(Decision, Decision.id == Liability.decision_id).where(Decision.number == query.strip())
+        ))
+        return list(session.scalars(sa.select(Taxpayer).where(sa.or_(*conditions)).order_by(Taxpayer.id).limit(limit)))
     words = [w for w in query.replace(",", " ").split() if not w.isdigit()]
     if words:
         name_terms = []
@@ -118,3 +137,138 @@ def revoke_link(taxpayer_id: int, access_id: int):
         account_ops.revoke_taxpayer_access(db(), access, revoked_by=g.user, ip=client_ip(), user_agent=user_agent())
         flash(_("Powiązanie usunięte."), "success")
     return redirect(url_for("taxes_backoffice.card", taxpayer_id=taxpayer_id))
+
+
+# -- the account, the ledger and manual postings ----------------------------------------------------
+
+KIND_LABELS = {
+    "przypis": _l("przypis"), "odpis": _l("odpis"), "wplata": _l("wpłata"), "odsetki": _l("odsetki"),
+    "koszty_upomnienia": _l("koszty upomnienia"), "nadplata": _l("nadpłata"), "zwrot": _l("zwrot"), "korekta": _l("korekta"),
+}
+
+
+@bp.route("/<int:taxpayer_id>/ksiegowania")
+@requires(Permission.TAXPAYERS_VIEW)
+def ledger(taxpayer_id: int):
+    taxpayer = db().get(Taxpayer, taxpayer_id) or abort(404)
+    audit.record(db(), "taxpayer.ledger_view", actor=g.user, object_type="taxpayer", object_id=taxpayer.id,
+                 taxpayer_id=taxpayer.id, ip=client_ip(), user_agent=user_agent())
+    liability_ids = liability_ids_of(db(), taxpayer.id)
+    condition = Posting.taxpayer_id == taxpayer.id
+    if liability_ids:
+        condition = sa.or_(condition, Posting.liability_id.in_(liability_ids))
+    rows = db().execute(
+        sa.select(Posting, Installment.number, Liability.description, Liability.year, User.email)
+        .outerjoin(Installment, Installment.id == Posting.installment_id)
+        .outerjoin(Liability, Liability.id == Posting.liability_id)
+        .outerjoin(User, User.id == Posting.created_by_id)
+        .where(condition).order_by(Posting.value_date.desc(), Posting.id.desc())
+    ).all()
+    return render_template("taxes/ledger.html", taxpayer=taxpayer, rows=rows, kinds=KIND_LABELS)
+
+
+def _installment_choices(taxpayer_id: int) -> list[tuple[str, str]]:
+    ids = liability_ids_of(db(), taxpayer_id)
+    if not ids:
+        return [("", str(_l("— brak rat —")))]
+    rows = db().execute(
+        sa.select(Installment.id, Installment.number, Installment.due_on, Liability.description, Liability.year)
+        .join(Liability, Liability.id == Installment.liability_id)
+        .where(Liability.id.in_(ids)).order_by(Liability.year.desc(), Liability.id, Installment.number)
+    ).all()
+    return [("", str(_l("— nie dotyczy raty —")))] + [
+        (str(r.id), f"{r.description or r.year}, rata {r.number} ({r.due_on:%d.%m.%Y})") for r in rows
+    ]
+
+
+@bp.route("/<int:taxpayer_id>/ksiegowania/nowe", methods=["GET", "POST"])
+@requires(Permission.POSTINGS_MANAGE)
+def manual_posting(taxpayer_id: int):
+    taxpayer = db().get(Taxpayer, taxpayer_id) or abort(404)
+    form = ManualPostingForm()
+    form.installment.choices = _installment_choices(taxpayer.id)
+    if form.validate_on_submit():
+        try:
+            value_date = dt.date.fromisoformat(form.value_date.data)
+        except ValueError:
+            form.value_date.errors.append(_("Nie ma takiej daty."))
+        else:
+            try:
+                tax_ops.manual_posting(
+                    db(), taxpayer_id=taxpayer.id, kind=form.kind.data, amount=parse_amount(form.amount.data),
+                    value_date=value_date, reason=form.reason.data, author=g.user,
+                    installment_id=int(form.installment.data) if form.installment.data else None,
+                    ip=client_ip(), user_agent=user_agent(),
+                )
+            except tax_ops.PostingError as exc:
+                target = form.installment if "rat" in str(exc) else form.reason if "podstaw" in str(exc) else form.amount
+                target.errors.append(str(exc))
+            else:
+                flash(_("Zaksięgowano."), "success")
+                return redirect(url_for("taxes_backoffice.ledger", taxpayer_id=taxpayer.id))
+    return render_template("taxes/manual_posting.html", taxpayer=taxpayer, form=form)
+
+
+def parse_amount(text: str) -> Decimal:
+    return Decimal(text.strip().replace("\u00a0", "").replace(" ", "").replace(",", "."))
+
+
+# -- the interest calculator -------------------------------------------------------------------------
+
+calculator_bp = Blueprint("taxes_tools", __name__, url_prefix="/urzad/narzedzia", template_folder="templates")
+backoffice_menu.add(_l("Kalkulator odsetek"), "taxes_tools.interest_calculator", Permission.TAXPAYERS_VIEW, order=30)
+backoffice_menu.add(_l("Upomnienia"), "taxes_tools.reminders", Permission.POSTINGS_MANAGE, order=40)
+
+
+@calculator_bp.route("/odsetki")
+@requires(Permission.TAXPAYERS_VIEW)
+def interest_calculator():
+    form = InterestCalculatorForm(request.args)
+    result = None
+    if request.args and form.validate():
+        try:
+            amount = parse_amount(form.amount.data)
+            due, paid = dt.date.fromisoformat(form.due.data), dt.date.fromisoformat(form.paid.data)
+        except (ValueError, InvalidOperation):
+            form.due.errors.append(_("Nie ma takiej daty."))
+        else:
+            effective = rules.next_working_day(due)
+            try:
+                result = rules.arrears_interest(amount, effective, paid, rate_table(db()), interest_threshold(db(), paid), form.rate.data)
+            except KeyError:
+                form.paid.errors.append(_("Brak stopy odsetek dla tych dni (stawki znane od 9.10.2014)."))
+            else:
+                result = {"effective_due": effective, "due": due, "interest": result, "amount": amount}
+    return render_template("taxes/interest_calculator.html", form=form, result=result)
+
+
+# -- reminders ---------------------------------------------------------------------------------------
+
+@calculator_bp.route("/upomnienia", methods=["GET", "POST"])
+@requires(Permission.POSTINGS_MANAGE)
+def reminders():
+    form = RemindersForm(request.values, meta={"csrf": request.method == "POST"})
+    if not request.values.get("as_of"):
+        form.as_of.data = today_warsaw().isoformat()
+    lines = None
+    if request.values.get("as_of") and form.validate():
+        try:
+            day = dt.date.fromisoformat(form.as_of.data)
+        except ValueError:
+            form.as_of.errors.append(_("Nie ma takiej daty."))
+        else:
+            minimum = parse_amount(form.minimum.data) if form.minimum.data else Decimal(0)
+            with runtime().session_factory() as reading:  # a session of its own: the run reads in chunks
+                lines = reminder_lines(reading, day, minimum)
+            if request.args.get("format") == "csv":
+                response = Response("\ufeff" + reminders_csv(lines, day), mimetype="text/csv")
+                response.headers["Content-Disposition"] = f'attachment; filename="upomnienia-{day.isoformat()}.csv"'
+                return response
+            if request.method == "POST":
+                cost, posted = issue_reminders(db(), day, lines, g.user.id)
+                audit.record(db(), "reminders.issued", actor=g.user, object_type="reminders", object_id=day.isoformat(),
+                             details={"taxpayers": len(lines), "newly_posted": posted, "cost": str(cost)},
+                             ip=client_ip(), user_agent=user_agent())
+                return render_pdf("taxes/reminders_pdf.html", f"upomnienia-{day.isoformat()}.pdf",
+                                  lines=lines, day=day, cost=cost, gmina=runtime().settings.gmina)
+    return render_template("taxes/reminders.html", form=form, lines=lines)

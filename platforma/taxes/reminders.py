@@ -1,0 +1,147 @@
+"""The reminders run (upomnienia): arrears as of a day for every liability, in bounded memory.
+
+Liabilities with a positive balance and an installment past its nominal date are found by one
+aggregate query; their accounts are then computed in chunks, so memory does not grow with the
+number of taxpayers. Issuing reminders posts the reminder cost (koszty upomnienia, art. 15 §1 and
+§4 of the ustawa o postępowaniu egzekucyjnym w administracji) once per taxpayer and day.
+"""
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+from collections import defaultdict
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Iterator
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from platforma.taxes.account import ZERO, InstallmentRecord, LiabilityRecord, LiabilityState, PostingRecord, account_as_of
+from platforma.taxes.models import Decision, Installment, Liability, LiabilityParty, Posting, Taxpayer
+from platforma.taxes.settings import interest_threshold, rate_table, reminder_cost
+
+CHUNK = 2000
+
+
+def liabilities_in_arrears(session: Session, day: dt.date) -> list[int]:
+    """Ids of liabilities with something still owed and an installment nominally due before `day`."""
+    balance = sa.func.sum(Posting.signed_amount_sql())
+    owed = (
+        sa.select(Posting.liability_id)
+        .where(Posting.liability_id.isnot(None), Posting.value_date <= day)
+        .group_by(Posting.liability_id)
+        .having(balance > 0)
+        .subquery()
+    )
+    due = sa.select(Installment.liability_id).where(Installment.due_on < day).distinct().subquery()
+    return list(session.scalars(
+        sa.select(owed.c.liability_id).join(due, due.c.liability_id == owed.c.liability_id).order_by(owed.c.liability_id)
+    ))
+
+
+def liability_states(session: Session, day: dt.date, ids: list[int]) -> Iterator[tuple[LiabilityRecord, LiabilityState]]:
+    """Each liability's state on `day`, computed chunk by chunk."""
+    rates = rate_table(session)
+    threshold = interest_threshold(session, day)
+    for start in range(0, len(ids), CHUNK):
+        chunk = ids[start:start + CHUNK]
+        installments: dict[int, list[InstallmentRecord]] = defaultdict(list)
+        for row in session.execute(
+            sa.select(Installment.id, Installment.liability_id, Installment.number, Installment.due_on, Installment.amount)
+            .where(Installment.liability_id.in_(chunk)).order_by(Installment.liability_id, Installment.number)
+        ):
+            installments[row.liability_id].append(InstallmentRecord(row.id, row.liability_id, row.number, row.due_on, row.amount))
+        parties: dict[int, list[int]] = defaultdict(list)
+        for liability_id, taxpayer_id in session.execute(
+            sa.select(LiabilityParty.liability_id, LiabilityParty.taxpayer_id)
+            .where(LiabilityParty.liability_id.in_(chunk))
+            .order_by(LiabilityParty.liability_id, LiabilityParty.role.desc(), LiabilityParty.id)
+        ):
+            parties[liability_id].append(taxpayer_id)
+        postings: dict[int, list[PostingRecord]] = defaultdict(list)
+        for row in session.execute(
+            sa.select(Posting.id, Posting.kind, Posting.amount, Posting.value_date, Posting.liability_id,
+                      Posting.installment_id, Posting.payment_ref, Posting.corrects_id)
+            .where(Posting.liability_id.in_(chunk), Posting.value_date <= day)
+        ):
+            postings[row.liability_id].append(PostingRecord(*row))
+        for liability, number, delivered_on in session.execute(
+            sa.select(Liability, Decision.number, Decision.delivered_on)
+            .outerjoin(Decision, Decision.id == Liability.decision_id)
+            .where(Liability.id.in_(chunk)).order_by(Liability.id)
+        ):
+            record = LiabilityRecord(liability.id, liability.tax_kind, liability.year, liability.description, liability.amount,
+                                     number, delivered_on, tuple(parties[liability.id]), tuple(installments[liability.id]))
+            state = account_as_of([record], postings[liability.id], day, rates, threshold).liabilities[0]
+            yield record, state
+        session.expunge_all()  # keep the identity map from growing with the run
+
+
+@dataclass
+class ReminderLine:
+    taxpayer_id: int
+    name: str
+    address: str
+    identifier: str
+    liabilities: list[tuple[LiabilityRecord, LiabilityState]] = field(default_factory=list)
+
+    @property
+    def zaleglosc(self) -> Decimal:
+        return sum((s.zaleglosc for _, s in self.liabilities), ZERO)
+
+    @property
+    def odsetki(self) -> Decimal:
+        return sum((s.odsetki for _, s in self.liabilities), ZERO)
+
+
+def reminder_lines(session: Session, day: dt.date, minimum: Decimal = ZERO) -> list[ReminderLine]:
+    """One line per taxpayer (the first party named on the liability) whose overdue arrears with
+    interest exceed `minimum` on `day`."""
+    by_taxpayer: dict[int, list[tuple[LiabilityRecord, LiabilityState]]] = defaultdict(list)
+    for record, state in liability_states(session, day, liabilities_in_arrears(session, day)):
+        if state.zaleglosc > 0:
+            by_taxpayer[record.party_ids[0]].append((record, state))
+    lines = []
+    taxpayer_ids = sorted(by_taxpayer)
+    for start in range(0, len(taxpayer_ids), CHUNK):
+        for taxpayer in session.scalars(sa.select(Taxpayer).where(Taxpayer.id.in_(taxpayer_ids[start:start + CHUNK]))):
+            line = ReminderLine(taxpayer.id, taxpayer.display_name, taxpayer.address, taxpayer.identifier_label, by_taxpayer[taxpayer.id])
+            if line.zaleglosc + line.odsetki > minimum:
+                lines.append(line)
+    return sorted(lines, key=lambda l: (l.name, l.taxpayer_id))
+
+
+def issue_reminders(session: Session, day: dt.date, lines: list[ReminderLine], author_id: int) -> tuple[Decimal, int]:
+    """Post the reminder cost once per taxpayer and day; returns (cost, how many were newly posted)."""
+    cost = reminder_cost(session, day)
+    existing = set(session.scalars(
+        sa.select(Posting.source_key).where(Posting.source == "reminders", Posting.value_date == day)
+    ))
+    posted = 0
+    for line in lines:
+        key = f"upomnienie:{line.taxpayer_id}:{day.isoformat()}"
+        if key in existing:
+            continue
+        names = ", ".join(f"{s.description or s.tax_kind} {s.year}" for _, s in line.liabilities)
+        session.add(Posting(
+            taxpayer_id=line.taxpayer_id, kind="koszty_upomnienia", amount=cost, booked_on=day, value_date=day,
+            origin="system", reason=f"upomnienie z {day:%d.%m.%Y}: {names}"[:2000], created_by_id=author_id,
+            source="reminders", source_key=key,
+        ))
+        posted += 1
+    session.flush()
+    return cost, posted
+
+
+def reminders_csv(lines: list[ReminderLine], day: dt.date) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, delimiter=";")
+    writer.writerow(["numer podatnika", "podatnik", "identyfikator", "adres", "zobowiązania", "zaległość", "odsetki na dzień " + day.isoformat(), "razem"])
+    for line in lines:
+        names = " | ".join(f"{s.description or s.tax_kind} ({s.decision_number or '-'})" for _, s in line.liabilities)
+        writer.writerow([line.taxpayer_id, line.name, line.identifier, line.address, names,
+                         str(line.zaleglosc).replace(".", ","), str(line.odsetki).replace(".", ","),
+                         str(line.zaleglosc + line.odsetki).replace(".", ",")])
+    return out.getvalue()
