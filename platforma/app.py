@@ -90,6 +90,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     from platforma.admin import blueprint as admin_blueprint
     from platforma.backoffice import blueprint as backoffice_blueprint
     from platforma.taxes import backoffice as taxes_backoffice
+    from platforma.taxes import documents as _taxes_documents  # noqa: F401  (adds the PDF routes)
     from platforma.taxes import views as taxes_views
     from platforma.web import errors, filters
     from platforma.web import views as web_views
