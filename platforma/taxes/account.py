@@ -235,7 +235,8 @@ def account_as_of(
             arrear, assessed, paid, interest_paid = installment_arrear(installment, due, own, day, rates, threshold)
             interest = interest_due(arrear, day, rates, threshold)
             left = max(arrear.principal, ZERO)
-            if left == 0 and assessed > 0:
+            if left == 0:
+                # nothing left of the installment (paid or written off); unpaid interest keeps it overdue
                 status = "paid" if interest == 0 else "overdue"
             elif day > due:
                 status = "overdue"

@@ -10,18 +10,10 @@ from platforma.core.web import client_ip, db, runtime, user_agent
 from platforma.taxes.access import on_behalf_of, taxpayer_for_current_user
 from platforma.taxes.models import Decision, Liability, LiabilityParty
 from platforma.taxes.queries import account
-from platforma.taxes.views import bp
+from platforma.taxes.views import TAX_NAMES, bp
 from platforma.web.filters import today_warsaw
 from platforma.web.pdf import render_pdf
 
-TAX_NAMES = {
-    "nieruchomosci": "Podatek od nieruchomości",
-    "rolny": "Podatek rolny",
-    "lesny": "Podatek leśny",
-    "laczne": "Łączne zobowiązanie pieniężne",
-    "srodki_transportowe": "Podatek od środków transportowych",
-    "odpady": "Opłata za gospodarowanie odpadami komunalnymi",
-}
 
 
 def _record(action: str, taxpayer_id: int, access, **details) -> None:

@@ -19,7 +19,8 @@ _markdown = MarkdownIt("commonmark", {"html": False, "linkify": False}).enable("
 def money(value: Decimal | None) -> str:
     if value is None:
         return ""
-    return format_decimal(Decimal(value).quantize(Decimal("0.01")), format="#,##0.00") + " zł"
+    # a no-break space keeps "zł" with its number in narrow table cells
+    return format_decimal(Decimal(value).quantize(Decimal("0.01")), format="#,##0.00") + "\u00a0zł"
 
 
 def date_pl(value: dt.date | None) -> str:

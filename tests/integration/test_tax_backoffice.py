@@ -62,7 +62,7 @@ def test_residents_cannot_post(logged_in, create_user, create_taxpayer):
 def test_interest_calculator_matches_the_rules(logged_in, create_user):
     client = logged_in(create_user("clerk"))
     page = client.get("/urzad/narzedzia/odsetki?amount=1000,00&due=2024-03-15&paid=2024-04-15&rate=standard").get_data(as_text=True)
-    assert "Odsetki: 12,00 zł" in page and "12,3151" in page and "14,50%" in page
+    assert "Odsetki: 12,00\u00a0zł" in page and "12,3151" in page and "14,50%" in page
     shifted = client.get("/urzad/narzedzia/odsetki?amount=500&due=2025-03-15&paid=2025-03-20&rate=standard").get_data(as_text=True)
     assert "przesunięty z 15.03.2025" in shifted and "Odsetek nie pobiera się" in shifted
     bad = client.get("/urzad/narzedzia/odsetki?amount=abc&due=2024-02-30&paid=2024-04-15&rate=standard").get_data(as_text=True)
