@@ -120,7 +120,14 @@ def after_commit(session: Session, callback: Callable[[], None]) -> None:
     session.info.setdefault("after_commit", []).append(callback)
 
 
+def clear_caches(session: Session) -> None:
+    """Values a transaction read once and kept in session.info under "cache." (e.g. the rate table)."""
+    for key in [k for k in session.info if isinstance(k, str) and k.startswith("cache.")]:
+        del session.info[key]
+
+
 def commit(session: Session) -> None:
+    clear_caches(session)
     session.commit()
     callbacks = session.info.pop("after_commit", [])
     for callback in callbacks:
@@ -128,6 +135,7 @@ def commit(session: Session) -> None:
 
 
 def rollback(session: Session) -> None:
+    clear_caches(session)
     session.rollback()
     session.info.pop("after_commit", None)
 

@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, Session, mapped_column
 from sqlalchemy.types import TypeDecorator
 
-from platforma.core.db import Base, UTCDateTime, utcnow
+from platforma.core.db import Base, UTCDateTime, clear_caches, utcnow
 
 
 class JSONText(TypeDecorator):
@@ -294,5 +294,6 @@ def set_value(session: Session, key: str, effective_from: dt.date, value: Any, *
     row = DatedSetting(key=key, effective_from=effective_from, value=normalised, note=note[:500],
                        created_by_id=author_id)
     session.add(row)
+    clear_caches(session)  # what was read before this value no longer holds
     session.flush()
     return row

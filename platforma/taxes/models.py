@@ -372,7 +372,7 @@ class Posting(Base):
     #: the legal date: the day of payment (art. 60 OP), of assessment, of the reminder's delivery
     value_date: Mapped[dt.date]
     #: the payment or statement line it came from
-    payment_ref: Mapped[str | None] = mapped_column(sa.String(100))
+    payment_ref: Mapped[str | None] = mapped_column(sa.String(100), index=True)
     #: "system" (computed), "manual" (a clerk, who must give a reason) or "import" (a domain system)
     origin: Mapped[str] = mapped_column(sa.String(8), default="system")
     #: why a clerk posted it; required for manual postings

@@ -11,8 +11,15 @@ from platforma.taxes.rules import RateTable
 
 
 def rate_table(session: Session) -> RateTable:
-    """Every standard interest rate the administrator has set (art. 56 §1 OP), by date."""
-    return RateTable.from_rows((row.effective_from, row.value) for row in history(session, "interest.standard_rate"))
+    """Every standard interest rate the administrator has set (art. 56 §1 OP), by date.
+
+    Read once per transaction (see `core.db.clear_caches`).
+    """
+    cached = session.info.get("cache.taxes.rate_table")
+    if cached is None:
+        cached = RateTable.from_rows((row.effective_from, row.value) for row in history(session, "interest.standard_rate"))
+        session.info["cache.taxes.rate_table"] = cached
+    return cached
 
 
 def interest_threshold(session: Session, day: dt.date) -> Decimal:

@@ -24,7 +24,7 @@ def run(*args: str, config: Path | None = None, input: str | None = None, extra_
     if config is not None:
         env["PLATFORMA_CONFIG"] = str(config)
     env.update(extra_env or {})
-    return subprocess.run([sys.executable, "-m", "platforma.cli", *args], cwd=ROOT, env=env, capture_output=True, text=True, input=input, timeout=180)
+    return subprocess.run([sys.executable, "-m", "platforma.cli", *args], cwd=ROOT, env=env, capture_output=True, text=True, input=input, timeout=600)
 
 
 @pytest.fixture
