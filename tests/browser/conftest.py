@@ -103,7 +103,8 @@ def new_tab(browser: Any, base_url: str, viewport: dict | None = None, javascrip
     context = browser.new_context(
         viewport=viewport or DESKTOP, java_script_enabled=javascript, locale="pl-PL", timezone_id="Europe/Warsaw", **kwargs
     )
-    context.set_default_timeout(10_000)
+    # generous: a loaded 2-core machine runs argon2 and the account pages for two test processes at once
+    context.set_default_timeout(30_000)
     return context, Tab(context.new_page(), base_url, javascript=javascript)
 
 
