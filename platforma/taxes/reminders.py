@@ -79,30 +79,43 @@ def liability_states(session: Session, day: dt.date, ids: list[int]) -> Iterator
         session.expunge_all()  # keep the identity map from growing with the run
 
 
+@dataclass(frozen=True)
+class OverdueLiability:
+    """What a reminder names about one liability (kept small: a run may list a hundred thousand)."""
+
+    tax_kind: str
+    year: int
+    description: str
+    decision_number: str | None
+    zaleglosc: Decimal
+    odsetki: Decimal
+
+
 @dataclass
 class ReminderLine:
     taxpayer_id: int
     name: str
     address: str
     identifier: str
-    liabilities: list[tuple[LiabilityRecord, LiabilityState]] = field(default_factory=list)
+    liabilities: list[OverdueLiability] = field(default_factory=list)
 
     @property
     def zaleglosc(self) -> Decimal:
-        return sum((s.zaleglosc for _, s in self.liabilities), ZERO)
+        return sum((item.zaleglosc for item in self.liabilities), ZERO)
 
     @property
     def odsetki(self) -> Decimal:
-        return sum((s.odsetki for _, s in self.liabilities), ZERO)
+        return sum((item.odsetki for item in self.liabilities), ZERO)
 
 
 def reminder_lines(session: Session, day: dt.date, minimum: Decimal = ZERO) -> list[ReminderLine]:
     """One line per taxpayer (the first party named on the liability) whose overdue arrears with
     interest exceed `minimum` on `day`."""
-    by_taxpayer: dict[int, list[tuple[LiabilityRecord, LiabilityState]]] = defaultdict(list)
+    by_taxpayer: dict[int, list[OverdueLiability]] = defaultdict(list)
     for record, state in liability_states(session, day, liabilities_in_arrears(session, day)):
         if state.zaleglosc > 0:
-            by_taxpayer[record.party_ids[0]].append((record, state))
+            by_taxpayer[record.party_ids[0]].append(OverdueLiability(
+                state.tax_kind, state.year, state.description, state.decision_number, state.zaleglosc, state.odsetki))
     lines = []
     taxpayer_ids = sorted(by_taxpayer)
     for start in range(0, len(taxpayer_ids), CHUNK):
@@ -124,7 +137,7 @@ def issue_reminders(session: Session, day: dt.date, lines: list[ReminderLine], a
         key = f"upomnienie:{line.taxpayer_id}:{day.isoformat()}"
         if key in existing:
             continue
-        names = ", ".join(f"{s.description or s.tax_kind} {s.year}" for _, s in line.liabilities)
+        names = ", ".join(f"{item.description or item.tax_kind} {item.year}" for item in line.liabilities)
         session.add(Posting(
             taxpayer_id=line.taxpayer_id, kind="koszty_upomnienia", amount=cost, booked_on=day, value_date=day,
             origin="system", reason=f"upomnienie z {day:%d.%m.%Y}: {names}"[:2000], created_by_id=author_id,
@@ -140,7 +153,7 @@ def reminders_csv(lines: list[ReminderLine], day: dt.date) -> str:
     writer = csv.writer(out, delimiter=";")
     writer.writerow(["numer podatnika", "podatnik", "identyfikator", "adres", "zobowiązania", "zaległość", "odsetki na dzień " + day.isoformat(), "razem"])
     for line in lines:
-        names = " | ".join(f"{s.description or s.tax_kind} ({s.decision_number or '-'})" for _, s in line.liabilities)
+        names = " | ".join(f"{item.description or item.tax_kind} ({item.decision_number or '-'})" for item in line.liabilities)
         writer.writerow([line.taxpayer_id, line.name, line.identifier, line.address, names,
                          str(line.zaleglosc).replace(".", ","), str(line.odsetki).replace(".", ","),
                          str(line.zaleglosc + line.odsetki).replace(".", ",")])
