@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 import uuid
+from decimal import Decimal
 from pathlib import Path
 
 import psycopg
@@ -17,12 +18,18 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from bench.generate import ACCESS_COLUMNS, PostgresLoader, TableGenerator
+from bench.generate import (
+    ACCESS_COLUMNS, DECISION_COLUMNS, LEDGER_AS_OF, LIABILITY_COLUMNS, Plan, PostgresLoader, TableGenerator, TableGroup,
+)
 from platforma.accounts.models import TaxpayerAccess, User
 from platforma.accounts.passwords import verify_password
 from platforma.core.db import make_engine, normalise_url
+from platforma.core.migrate import upgrade
 from platforma.taxes.identifiers import validate_nip, validate_pesel, validate_regon
-from platforma.taxes.models import Taxpayer
+from platforma.taxes.models import Posting, Taxpayer
+from platforma.taxes.queries import account
+from platforma.taxes.reminders import reminder_lines
+from platforma.taxes.rules import effective_due
 
 ROOT = Path(__file__).resolve().parents[2]
 PG_ENV = "PLATFORMA_TEST_DATABASE_URL"
@@ -31,6 +38,8 @@ TAXPAYERS = 2000
 LEGAL = round(TAXPAYERS * 0.08)
 NATURAL = TAXPAYERS - LEGAL
 USERS = round(NATURAL * 0.25)
+YEARS = (2024, 2025, 2026)  # the default --years
+LEDGER_TABLES = ("decision", "liability", "liability_party", "installment", "posting")
 
 
 def generate(url: str, results: Path, *extra: str) -> subprocess.CompletedProcess[str]:
@@ -47,9 +56,13 @@ def check_load(url: str, tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     summary = json.loads(done.stdout)
     assert json.loads(results.read_text(encoding="utf-8")) == summary
-    assert {table: t["rows"] for table, t in summary["tables"].items()} == {
+    rows = {table: t["rows"] for table, t in summary["tables"].items()}
+    assert {table: rows[table] for table in ("taxpayer", "user_account", "taxpayer_access")} == {
         "taxpayer": TAXPAYERS, "user_account": USERS, "taxpayer_access": USERS,
     }
+    assert set(rows) == {"taxpayer", "user_account", "taxpayer_access", *LEDGER_TABLES}
+    assert summary["groups"]["ledger"]["rows"] == sum(rows[table] for table in LEDGER_TABLES)
+    assert summary["options"]["years"] == list(YEARS)
 
     engine = make_engine(url)
     try:
@@ -81,6 +94,8 @@ def check_load(url: str, tmp_path: Path) -> None:
             assert count("SELECT count(DISTINCT taxpayer_id) FROM taxpayer_access") == USERS
             assert count("SELECT count(DISTINCT user_id) FROM taxpayer_access") == USERS
 
+            check_ledger(conn, rows)
+
         with Session(engine) as session:
             taxpayer = session.scalars(sa.select(Taxpayer).where(Taxpayer.source_key == "F0000001")).one()
             assert taxpayer.kind == "legal" and taxpayer.display_name and taxpayer.identifier_label.startswith("NIP ")
@@ -92,6 +107,7 @@ def check_load(url: str, tmp_path: Path) -> None:
             assert verify_password(user.password_hash, "Bench-Mieszkaniec-2026")
             access = session.scalars(sa.select(TaxpayerAccess).where(TaxpayerAccess.user_id == user.id)).one()
             assert access.taxpayer.display_name == user.full_name
+            check_accounts(session)
     finally:
         engine.dispose()
 
@@ -102,13 +118,160 @@ def check_load(url: str, tmp_path: Path) -> None:
     assert not (tmp_path / "again.json").exists()
 
 
+def check_ledger(conn: sa.Connection, rows: dict[str, int]) -> None:
+    """The ledger tables hold together as the app writes them (platforma.taxes.operations)."""
+    count = lambda query: conn.execute(sa.text(query)).scalar_one()
+    for table in LEDGER_TABLES:
+        assert count(f"SELECT count(*) FROM {table}") == rows[table] > 0
+
+    # about four liabilities per taxpayer a year (DESIGN.md), one decision or declaration each
+    liabilities = rows["liability"]
+    assert 3.6 * TAXPAYERS * len(YEARS) < liabilities < 4.4 * TAXPAYERS * len(YEARS)
+    assert count("SELECT count(DISTINCT year) FROM liability") == len(YEARS)
+    assert count("SELECT count(*) FROM liability l JOIN decision d ON d.id = l.decision_id AND d.year = l.year") == liabilities
+    assert count("SELECT count(*) FROM decision WHERE document_type = 'decyzja' AND (issued_on IS NULL OR delivered_on < issued_on)") == 0
+    assert count("SELECT count(*) FROM liability WHERE payer_type = 'legal' AND tax_kind = 'nieruchomosci'") == LEGAL * len(YEARS)
+    assert count("SELECT count(*) FROM liability WHERE payer_type = 'natural' AND tax_kind = 'nieruchomosci'") == NATURAL * len(YEARS)
+
+    # the installments of each liability sum to its amount; taxes in whole złoty (art. 63 OP)
+    assert count(
+        "SELECT count(*) FROM liability l LEFT JOIN (SELECT liability_id, sum(amount) AS total, count(*) AS n "
+        "FROM installment GROUP BY liability_id) i ON i.liability_id = l.id WHERE i.total IS NULL OR i.total <> l.amount"
+    ) == 0
+    assert count("SELECT count(*) FROM installment i JOIN liability l ON l.id = i.liability_id "
+                 "WHERE l.tax_kind <> 'odpady' AND i.amount % 100 <> 0") == 0
+    # property tax of natural persons: 4 installments, or 1 up to 100 zł; of legal persons: 12
+    assert count("SELECT count(*) FROM (SELECT l.id FROM liability l JOIN installment i ON i.liability_id = l.id "
+                 "WHERE l.tax_kind = 'nieruchomosci' GROUP BY l.id, l.payer_type, l.amount HAVING NOT ("
+                 "(l.payer_type = 'legal' AND count(*) = 12) OR (l.payer_type = 'natural' AND count(*) = 4) "
+                 "OR (l.payer_type = 'natural' AND count(*) = 1 AND l.amount <= 10000))) wrong") == 0
+    assert count("SELECT count(*) FROM (SELECT liability_id FROM installment i JOIN liability l ON l.id = i.liability_id "
+                 "WHERE l.tax_kind = 'odpady' GROUP BY liability_id HAVING count(*) <> 4) wrong") == 0
+
+    # every installment has exactly one przypis, for its amount, on its liability
+    assert count("SELECT count(*) FROM posting WHERE kind = 'przypis'") == rows["installment"]
+    assert count(
+        "SELECT count(*) FROM posting p JOIN installment i ON i.id = p.installment_id AND i.liability_id = p.liability_id "
+        "AND i.amount = p.amount WHERE p.kind = 'przypis'"
+    ) == rows["installment"]
+    assert count("SELECT count(DISTINCT installment_id) FROM posting WHERE kind = 'przypis'") == rows["installment"]
+
+    # payments reference existing installments of their liability, one payment per installment at most;
+    # an odsetki line goes with the wpłata of the same payment_ref, day and installment
+    assert count(
+        "SELECT count(*) FROM posting p LEFT JOIN installment i ON i.id = p.installment_id AND i.liability_id = p.liability_id "
+        "WHERE p.kind IN ('wplata', 'odsetki') AND i.id IS NULL"
+    ) == 0
+    assert count("SELECT count(*) FROM (SELECT installment_id FROM posting WHERE kind = 'wplata' "
+                 "GROUP BY installment_id HAVING count(*) > 1) twice") == 0
+    assert count(
+        "SELECT count(*) FROM posting o LEFT JOIN posting w ON w.kind = 'wplata' AND w.payment_ref = o.payment_ref "
+        "AND w.value_date = o.value_date AND w.installment_id = o.installment_id AND w.amount > o.amount "
+        "WHERE o.kind = 'odsetki' AND w.id IS NULL"
+    ) == 0
+    assert count("SELECT count(*) FROM posting WHERE kind = 'odsetki' AND amount % 100 <> 0") == 0
+    assert count("SELECT count(*) FROM posting WHERE kind = 'nadplata' AND (liability_id IS NOT NULL OR payment_ref IS NULL)") == 0
+    assert count("SELECT count(*) FROM posting WHERE kind = 'odsetki'") > 0
+    assert count("SELECT count(*) FROM posting WHERE kind = 'nadplata'") > 0
+    assert count(f"SELECT count(*) FROM posting WHERE value_date > '{LEDGER_AS_OF.isoformat()}'") == 0
+    # about 80 % of the installments due by then paid on time, 10 % late, 10 % not at all
+    due = count(f"SELECT count(*) FROM installment WHERE due_on < '{LEDGER_AS_OF.isoformat()}'")
+    unpaid = count(
+        f"SELECT count(*) FROM installment i WHERE i.due_on < '{LEDGER_AS_OF.isoformat()}' AND NOT EXISTS "
+        "(SELECT 1 FROM posting p WHERE p.installment_id = i.id AND p.kind = 'wplata')"
+    )
+    day = lambda value: value if isinstance(value, dt.date) else dt.date.fromisoformat(value)  # SQLite: text
+    late = sum(
+        day(paid_on) > effective_due(day(nominal), delivered and day(delivered))
+        for paid_on, nominal, delivered in conn.execute(sa.text(
+            "SELECT p.value_date, i.due_on, d.delivered_on FROM posting p JOIN installment i ON i.id = p.installment_id "
+            "JOIN liability l ON l.id = i.liability_id JOIN decision d ON d.id = l.decision_id WHERE p.kind = 'wplata'"
+        ))
+    )
+    assert 0.06 < unpaid / due < 0.14 and 0.07 < late / due < 0.13
+
+    # one principal per liability; about 10 % co-owned: a second, natural party
+    assert count("SELECT count(*) FROM liability_party WHERE role = 'principal'") == liabilities
+    assert count("SELECT count(*) FROM (SELECT liability_id FROM liability_party GROUP BY liability_id HAVING count(*) > 2) x") == 0
+    co_owned = count("SELECT count(*) FROM liability_party WHERE role = 'co_owner'")
+    assert rows["liability_party"] == liabilities + co_owned
+    assert 0.07 * liabilities < co_owned < 0.13 * liabilities
+    assert count(
+        "SELECT count(*) FROM liability_party c JOIN liability_party p ON p.liability_id = c.liability_id "
+        "AND p.role = 'principal' JOIN taxpayer t ON t.id = c.taxpayer_id "
+        "WHERE c.role = 'co_owner' AND (c.taxpayer_id = p.taxpayer_id OR t.kind <> 'natural')"
+    ) == 0
+    # a co-owner pays some installments of the shared liability
+    assert count(
+        "SELECT count(*) FROM posting w JOIN liability_party c ON c.liability_id = w.liability_id "
+        "AND c.taxpayer_id = w.taxpayer_id AND c.role = 'co_owner' WHERE w.kind = 'wplata'"
+    ) > 0
+
+
+def check_accounts(session: Session) -> None:
+    """The app reads the generated ledger as intended: a paid installment, late or not, is "paid"
+    (the interest the generator posted is the interest the app replays), an unpaid one is overdue."""
+    statuses = set()
+    for taxpayer_id in range(1, 60):
+        state = account(session, taxpayer_id, LEDGER_AS_OF)
+        assert len({item.year for item in state.liabilities}) == len(YEARS)
+        for item in state.liabilities:
+            for installment in item.installments:
+                statuses.add(installment.status)
+                if installment.paid >= installment.assessed:
+                    assert installment.status == "paid" and installment.interest == 0, (taxpayer_id, installment)
+                elif installment.due < LEDGER_AS_OF:
+                    assert installment.status == "overdue" and installment.left == installment.assessed
+    assert {"paid", "overdue"} <= statuses
+    lines = reminder_lines(session, LEDGER_AS_OF)
+    assert 0.1 * TAXPAYERS < len(lines) < 0.5 * TAXPAYERS
+    assert all(line.zaleglosc > 0 for line in lines)
+
+
+def ledger_digest(url: str) -> list[tuple]:
+    """A fingerprint of the ledger tables' contents (for comparing two loads)."""
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            return [
+                tuple(conn.execute(sa.text(query)).one())
+                for query in (
+                    "SELECT count(*), sum(l.amount), sum(l.id * l.year), max(d.number), max(d.issued_on) "
+                    "FROM liability l JOIN decision d ON d.id = l.id",
+                    "SELECT count(*), sum(taxpayer_id * liability_id), sum(id * taxpayer_id) FROM liability_party",
+                    "SELECT count(*), sum(amount * number), sum(id * liability_id) FROM installment",
+                    "SELECT count(*), sum(amount), sum(id * taxpayer_id), sum(id * COALESCE(installment_id, 7)), "
+                    "max(source_key), min(payment_ref) FROM posting",
+                )
+            ]
+    finally:
+        engine.dispose()
+
+
+def catalog(url: str) -> set[tuple[str, str, str]]:
+    """Every constraint and index of the public schema, by table, name and definition."""
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            return set(conn.execute(sa.text(
+                "SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid) FROM pg_constraint "
+                "WHERE connamespace = 'public'::regnamespace UNION ALL "
+                "SELECT indrelid::regclass::text, indexrelid::regclass::text, pg_get_indexdef(indexrelid) FROM pg_index "
+                "WHERE indrelid IN (SELECT oid FROM pg_class WHERE relnamespace = 'public'::regnamespace)"
+            )).all())
+    finally:
+        engine.dispose()
+
+
 def test_generate_sqlite(tmp_path):
     url = f"sqlite:///{tmp_path / 'gmina.sqlite3'}"
     check_load(url, tmp_path)
 
-    # --fresh drops everything and loads the same gmina again
-    fresh = generate(url, tmp_path / "fresh.json", "--fresh")
+    # --fresh drops everything and loads the same gmina again, whatever --batch is
+    before = ledger_digest(url)
+    fresh = generate(url, tmp_path / "fresh.json", "--fresh", "--batch", "777")
     assert fresh.returncode == 0, fresh.stderr
+    assert ledger_digest(url) == before
     engine = make_engine(url)
     try:
         with engine.connect() as conn:
@@ -116,8 +279,34 @@ def test_generate_sqlite(tmp_path):
             # SQLAlchemy's own storage format for DateTime on SQLite: naive UTC with microseconds
             stored = conn.execute(sa.text("SELECT created_at FROM user_account WHERE id = 1")).scalar_one()
             assert stored == "2024-03-01 06:00:00.000000"
+            # and Date as ISO text
+            stored = conn.execute(sa.text("SELECT due_on FROM installment WHERE id = 1")).scalar_one()
+            assert isinstance(stored, str) and dt.date.fromisoformat(stored).year == YEARS[0]
     finally:
         engine.dispose()
+
+    # --years picks the ledger's years; a year out of range is refused before anything is done
+    fresh = generate(url, tmp_path / "fresh.json", "--fresh", "--years", "2025")
+    assert fresh.returncode == 0, fresh.stderr
+    assert json.loads(fresh.stdout)["options"]["years"] == [2025]
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            assert conn.execute(sa.text("SELECT min(year), max(year) FROM liability")).one() == (2025, 2025)
+    finally:
+        engine.dispose()
+    refused = generate(url, tmp_path / "refused.json", "--fresh", "--years", "2027")
+    assert refused.returncode == 2 and "--years" in refused.stderr
+
+
+def test_plan_natural_ids_and_partners():
+    plan = Plan.build(TAXPAYERS, 0.08, 0.25, 2026, YEARS)
+    natural = list(plan.natural_ids())
+    assert [plan.natural_id(j) for j in range(plan.natural)] == natural
+    assert [plan.natural_index(tid) for tid in natural] == list(range(plan.natural))
+    partners = {tid: plan.partner_of(tid) for tid in natural}
+    assert all(partner in partners and partner != tid for tid, partner in partners.items())
+    assert all(partners[partner] == tid for tid, partner in partners.items() if plan.natural % 2 == 0)
 
 
 @pytest.mark.postgres
@@ -130,8 +319,21 @@ def test_generate_postgresql(tmp_path):
     with admin.connect() as conn:
         conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
     url = sa.engine.make_url(normalise_url(admin_url)).set(database=name).render_as_string(hide_password=False)
+    reference_url = sa.engine.make_url(url).set(database=f"{name}_ref").render_as_string(hide_password=False)
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}_ref"'))
     try:
+        # the schema as the migrations make it, to compare with after the loader's drops and rebuilds
+        reference = make_engine(reference_url)
+        try:
+            upgrade(reference)
+        finally:
+            reference.dispose()
+        expected_catalog = catalog(reference_url)
+
         check_load(url, tmp_path)
+        # every constraint and index the loader dropped for the COPY is back, exactly as migrated
+        assert catalog(url) == expected_catalog
 
         # ids were set by the generator; the sequences were moved past them, so the app can insert
         engine = make_engine(url)
@@ -145,6 +347,12 @@ def test_generate_postgresql(tmp_path):
                 session.commit()
                 assert (taxpayer.id, user.id) == (TAXPAYERS + 1, USERS + 1)
                 assert session.scalar(sa.select(sa.func.max(TaxpayerAccess.id))) == USERS + 1
+                postings = session.scalar(sa.select(sa.func.count()).select_from(Posting))
+                posting = Posting(taxpayer_id=taxpayer.id, kind="nadplata", amount=Decimal("12.34"),
+                                  booked_on=LEDGER_AS_OF, value_date=LEDGER_AS_OF, payment_ref="nowa-wplata")
+                session.add(posting)
+                session.commit()
+                assert posting.id == postings + 1
 
             # the loader drops foreign keys for the COPY and adds them back: a dangling row still fails
             broken = TableGenerator(
@@ -162,9 +370,33 @@ def test_generate_postgresql(tmp_path):
                 assert conn.execute(sa.text(
                     "SELECT count(*) FROM pg_constraint WHERE conrelid = 'taxpayer_access'::regclass AND contype = 'f'"
                 )).scalar_one() == 4
+
+            # a group (concurrent COPYs, constraints dropped in a committed transaction) that breaks a
+            # foreign key fails, and leaves its tables empty with every constraint back
+            created = dt.datetime.now(dt.UTC)
+            broken_group = TableGroup("broken", (
+                TableGenerator("decision", DECISION_COLUMNS, lambda plan: None, lambda plan: iter(())),
+                TableGenerator("liability", LIABILITY_COLUMNS, lambda plan: None, lambda plan: iter(())),
+            ), lambda plan: iter([
+                (0, (10**8, "X/1", "deklaracja", 2025, None, None, "bench", "X1", created)),
+                (1, (10**8, 10**8 + 1, "odpady", "natural", 2025, dt.date(2025, 1, 1), dt.date(2025, 12, 31), 100,
+                     "", "bench", "X1", created)),
+            ]))
+            loader = PostgresLoader(engine)
+            try:
+                with pytest.raises(psycopg.errors.ForeignKeyViolation):
+                    loader.load_group(broken_group, broken_group.rows(None), 100, lambda done: None)
+            finally:
+                loader.close()
+            with engine.connect() as conn:
+                for table in LEDGER_TABLES:
+                    assert conn.execute(sa.text(f"SELECT count(*) FROM {table}")).scalar_one() == 0
+                assert conn.execute(sa.text("SELECT count(*) FROM taxpayer")).scalar_one() == TAXPAYERS + 1
+            assert catalog(url) == expected_catalog
         finally:
             engine.dispose()
     finally:
         with admin.connect() as conn:
             conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}_ref" WITH (FORCE)'))
         admin.dispose()
