@@ -6,7 +6,7 @@ from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from flask import Flask
-from flask_babel import format_decimal, get_locale
+from flask_babel import get_locale
 from markdown_it import MarkdownIt
 from markupsafe import Markup
 
@@ -17,10 +17,15 @@ _markdown = MarkdownIt("commonmark", {"html": False, "linkify": False}).enable("
 
 
 def money(value: Decimal | None) -> str:
+    """1 234,56 zł (Polish) or 1,234.56 zł (English). Formatted by hand rather than through Babel:
+    an account page prints hundreds of amounts and this was an eighth of its time."""
     if value is None:
         return ""
+    text = f"{Decimal(value).quantize(Decimal('0.01')):,.2f}"
+    if str(get_locale() or "pl") != "en":
+        text = text.replace(",", "\u00a0").replace(".", ",")
     # a no-break space keeps "zł" with its number in narrow table cells
-    return format_decimal(Decimal(value).quantize(Decimal("0.01")), format="#,##0.00") + "\u00a0zł"
+    return text + "\u00a0zł"
 
 
 def date_pl(value: dt.date | None) -> str:
