@@ -123,10 +123,14 @@ def post_payment(
     overpayment = remaining
     if remaining > 0:
         arrears, liability_of = [], {}
+        by_installment: dict[int, list] = {}
+        for posting in postings:
+            if posting.installment_id is not None:
+                by_installment.setdefault(posting.installment_id, []).append(posting)
         for liability in liabilities:
             for installment in liability.installments:
                 due = rules.effective_due(installment.nominal_due, liability.delivered_on)
-                own = [p for p in postings if p.installment_id == installment.id]
+                own = by_installment.get(installment.id, [])
                 arrear, _assessed, _paid, _interest_paid = installment_arrear(installment, due, own, paid_on, rates, threshold)
                 if arrear.principal > 0 or arrear.interest_unpaid > 0:
                     arrears.append(arrear)

@@ -17,46 +17,56 @@ def liability_ids_of(session: Session, taxpayer_id: int) -> list[int]:
     return list(session.scalars(sa.select(LiabilityParty.liability_id).where(LiabilityParty.taxpayer_id == taxpayer_id)))
 
 
+def liability_records(session: Session, ids: list[int]) -> list[LiabilityRecord]:
+    """The liabilities with their parties (the principal first) and installments, by column selects."""
+    if not ids:
+        return []
+    parties: dict[int, list[int]] = defaultdict(list)
+    for liability_id, party_id in session.execute(
+        sa.select(LiabilityParty.liability_id, LiabilityParty.taxpayer_id)
+        .where(LiabilityParty.liability_id.in_(ids))
+        .order_by(LiabilityParty.liability_id, LiabilityParty.role.desc(), LiabilityParty.id)  # "principal" first
+    ):
+        parties[liability_id].append(party_id)
+    installments: dict[int, list[InstallmentRecord]] = defaultdict(list)
+    for row in session.execute(
+        sa.select(Installment.id, Installment.liability_id, Installment.number, Installment.due_on, Installment.amount)
+        .where(Installment.liability_id.in_(ids)).order_by(Installment.liability_id, Installment.number)
+    ):
+        installments[row.liability_id].append(InstallmentRecord(row.id, row.liability_id, row.number, row.due_on, row.amount))
+    rows = session.execute(
+        sa.select(Liability.id, Liability.tax_kind, Liability.year, Liability.description, Liability.amount,
+                  Decision.number, Decision.delivered_on)
+        .outerjoin(Decision, Decision.id == Liability.decision_id)
+        .where(Liability.id.in_(ids)).order_by(Liability.id)
+    )
+    return [
+        LiabilityRecord(row.id, row.tax_kind, row.year, row.description, row.amount, row.number, row.delivered_on,
+                        tuple(parties[row.id]), tuple(installments[row.id]))
+        for row in rows
+    ]
+
+
+_POSTING_COLUMNS = (Posting.id, Posting.kind, Posting.amount, Posting.value_date, Posting.liability_id,
+                    Posting.installment_id, Posting.payment_ref, Posting.corrects_id)
+
+
+def posting_records(session: Session, condition: sa.ColumnElement[bool]) -> list[PostingRecord]:
+    return [PostingRecord(*row) for row in session.execute(
+        sa.select(*_POSTING_COLUMNS).where(condition).order_by(Posting.value_date, Posting.id)
+    )]
+
+
 def account_records(session: Session, taxpayer_id: int) -> tuple[list[LiabilityRecord], list[PostingRecord]]:
     ids = liability_ids_of(session, taxpayer_id)
-    liabilities: list[LiabilityRecord] = []
-    if ids:
-        rows = session.execute(
-            sa.select(Liability, Decision.number, Decision.delivered_on)
-            .outerjoin(Decision, Decision.id == Liability.decision_id)
-            .where(Liability.id.in_(ids))
-        ).all()
-        parties: dict[int, list[int]] = defaultdict(list)
-        for liability_id, party_id in session.execute(
-            sa.select(LiabilityParty.liability_id, LiabilityParty.taxpayer_id).where(LiabilityParty.liability_id.in_(ids))
-        ):
-            parties[liability_id].append(party_id)
-        installments: dict[int, list[InstallmentRecord]] = defaultdict(list)
-        for row in session.execute(
-            sa.select(Installment.id, Installment.liability_id, Installment.number, Installment.due_on, Installment.amount)
-            .where(Installment.liability_id.in_(ids)).order_by(Installment.liability_id, Installment.number)
-        ):
-            installments[row.liability_id].append(InstallmentRecord(row.id, row.liability_id, row.number, row.due_on, row.amount))
-        for liability, number, delivered_on in rows:
-            liabilities.append(LiabilityRecord(
-                liability.id, liability.tax_kind, liability.year, liability.description, liability.amount, number,
-                delivered_on, tuple(parties[liability.id]), tuple(installments[liability.id]),
-            ))
+    liabilities = liability_records(session, ids)
     condition = Posting.taxpayer_id == taxpayer_id
     if ids:
         # a co-owner's payment on a shared liability counts for everyone liable
         condition = sa.or_(sa.and_(Posting.liability_id.is_(None), condition), Posting.liability_id.in_(ids))
     else:
         condition = sa.and_(Posting.liability_id.is_(None), condition)
-    postings = [
-        PostingRecord(row.id, row.kind, row.amount, row.value_date, row.liability_id, row.installment_id, row.payment_ref, row.corrects_id)
-        for row in session.execute(
-            sa.select(Posting.id, Posting.kind, Posting.amount, Posting.value_date, Posting.liability_id,
-                      Posting.installment_id, Posting.payment_ref, Posting.corrects_id)
-            .where(condition).order_by(Posting.value_date, Posting.id)
-        )
-    ]
-    return sorted(liabilities, key=lambda l: (-l.year, l.tax_kind, l.id)), postings
+    return sorted(liabilities, key=lambda l: (-l.year, l.tax_kind, l.id)), posting_records(session, condition)
 
 
 def account(session: Session, taxpayer_id: int, day: dt.date) -> AccountState:

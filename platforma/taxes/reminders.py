@@ -18,8 +18,9 @@ from typing import Iterator
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from platforma.taxes.account import ZERO, InstallmentRecord, LiabilityRecord, LiabilityState, PostingRecord, account_as_of
-from platforma.taxes.models import Decision, Installment, Liability, LiabilityParty, Posting, Taxpayer
+from platforma.taxes.account import ZERO, LiabilityRecord, LiabilityState, PostingRecord, account_as_of
+from platforma.taxes.models import Installment, Posting, Taxpayer
+from platforma.taxes.queries import liability_records, posting_records
 from platforma.taxes.settings import interest_threshold, rate_table, reminder_cost
 
 CHUNK = 2000
@@ -42,41 +43,16 @@ def liabilities_in_arrears(session: Session, day: dt.date) -> list[int]:
 
 
 def liability_states(session: Session, day: dt.date, ids: list[int]) -> Iterator[tuple[LiabilityRecord, LiabilityState]]:
-    """Each liability's state on `day`, computed chunk by chunk."""
+    """Each liability's state on `day`, computed chunk by chunk (plain records, nothing kept between chunks)."""
     rates = rate_table(session)
     threshold = interest_threshold(session, day)
     for start in range(0, len(ids), CHUNK):
         chunk = ids[start:start + CHUNK]
-        installments: dict[int, list[InstallmentRecord]] = defaultdict(list)
-        for row in session.execute(
-            sa.select(Installment.id, Installment.liability_id, Installment.number, Installment.due_on, Installment.amount)
-            .where(Installment.liability_id.in_(chunk)).order_by(Installment.liability_id, Installment.number)
-        ):
-            installments[row.liability_id].append(InstallmentRecord(row.id, row.liability_id, row.number, row.due_on, row.amount))
-        parties: dict[int, list[int]] = defaultdict(list)
-        for liability_id, taxpayer_id in session.execute(
-            sa.select(LiabilityParty.liability_id, LiabilityParty.taxpayer_id)
-            .where(LiabilityParty.liability_id.in_(chunk))
-            .order_by(LiabilityParty.liability_id, LiabilityParty.role.desc(), LiabilityParty.id)
-        ):
-            parties[liability_id].append(taxpayer_id)
         postings: dict[int, list[PostingRecord]] = defaultdict(list)
-        for row in session.execute(
-            sa.select(Posting.id, Posting.kind, Posting.amount, Posting.value_date, Posting.liability_id,
-                      Posting.installment_id, Posting.payment_ref, Posting.corrects_id)
-            .where(Posting.liability_id.in_(chunk), Posting.value_date <= day)
-        ):
-            postings[row.liability_id].append(PostingRecord(*row))
-        for liability, number, delivered_on in session.execute(
-            sa.select(Liability, Decision.number, Decision.delivered_on)
-            .outerjoin(Decision, Decision.id == Liability.decision_id)
-            .where(Liability.id.in_(chunk)).order_by(Liability.id)
-        ):
-            record = LiabilityRecord(liability.id, liability.tax_kind, liability.year, liability.description, liability.amount,
-                                     number, delivered_on, tuple(parties[liability.id]), tuple(installments[liability.id]))
-            state = account_as_of([record], postings[liability.id], day, rates, threshold).liabilities[0]
-            yield record, state
-        session.expunge_all()  # keep the identity map from growing with the run
+        for posting in posting_records(session, sa.and_(Posting.liability_id.in_(chunk), Posting.value_date <= day)):
+            postings[posting.liability_id].append(posting)
+        for record in liability_records(session, chunk):
+            yield record, account_as_of([record], postings[record.id], day, rates, threshold).liabilities[0]
 
 
 @dataclass(frozen=True)

@@ -206,13 +206,15 @@ class RateTable:
             raise ValueError("empty rate table")
         if list(self.changes) != sorted(self.changes):
             raise ValueError("rate changes must be in date order")
+        # the dates alone, for bisect (computed once: interest is computed for every installment)
+        object.__setattr__(self, "_days", [day for day, _ in self.changes])
 
     @classmethod
     def from_rows(cls, rows: Iterable[tuple[dt.date, Decimal | str]]) -> "RateTable":
         return cls(tuple(sorted((day, money(rate)) for day, rate in rows)))
 
     def rate_on(self, day: dt.date) -> Decimal:
-        index = bisect.bisect_right([d for d, _ in self.changes], day) - 1
+        index = bisect.bisect_right(self._days, day) - 1
         if index < 0:
             raise KeyError(f"no interest rate known for {day.isoformat()}")
         return self.changes[index][1]
@@ -221,7 +223,7 @@ class RateTable:
         """[first, last] cut where the rate changes (each rate period is computed separately)."""
         result = []
         start = first
-        change_days = [d for d, _ in self.changes]
+        change_days = self._days
         while start <= last:
             rate = self.rate_on(start)
             following = bisect.bisect_right(change_days, start)
