@@ -89,6 +89,9 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     from platforma.accounts.sessions import load_signed_in_user
     from platforma.admin import blueprint as admin_blueprint
     from platforma.backoffice import blueprint as backoffice_blueprint
+    from platforma.payments import backoffice as payments_backoffice
+    from platforma.payments import views as payments_views
+    from platforma.payments.flows import gateway_problems
     from platforma.taxes import backoffice as taxes_backoffice
     from platforma.taxes import documents as _taxes_documents  # noqa: F401  (adds the PDF routes)
     from platforma.taxes import views as taxes_views
@@ -110,6 +113,11 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.register_blueprint(taxes_backoffice.calculator_bp)
     app.register_blueprint(taxes_views.bp)
     app.register_blueprint(admin_blueprint.bp)
+    app.register_blueprint(payments_views.bp)
+    app.register_blueprint(payments_views.pay_bp)
+    app.register_blueprint(payments_backoffice.bp)
+    # gateways sign their notifications; they carry no session and no CSRF token
+    csrf.exempt(payments_views.webhook)
 
     @app.before_request
     def _language_choice() -> None:
@@ -126,6 +134,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
             registry.instantiate(plugin_id, settings.plugins.options.get(plugin_id, {}))
         except (KeyError, ValueError) as exc:
             problems.append(f"plugins.enabled: {exc.args[0]}")
+    problems.extend(gateway_problems(settings))
     if problems:
         raise ConfigError(problems)
 

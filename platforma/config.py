@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from platforma.payments.rules import is_valid_nrb, normalise_nrb
+from platforma.payments.rules import VirtualAccountLayout, is_valid_nrb, normalise_nrb
 from platforma.taxes.identifiers import validate_nip, validate_regon
 
 DEFAULT_CONFIG_PATH = "instance/gmina.toml"
@@ -214,6 +214,37 @@ class Plugins(_Section):
     options: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
 
+class VirtualAccounts(_Section):
+    """Individual account numbers: NRB = check digits + bank sort code + the gmina's fixed part + payer."""
+
+    enabled: bool = False
+    #: 8 digits: the bank's number, the branch and its check digit (numer rozliczeniowy)
+    sort_code: str = ""
+    #: the digits the bank assigned to the gmina's range (0-12 digits)
+    fixed: str = ""
+    #: the payer part ends with a Luhn digit (where the bank's layout has one)
+    payer_check_digit: bool = False
+
+    @model_validator(mode="after")
+    def _layout(self) -> "VirtualAccounts":
+        if self.enabled:
+            try:
+                VirtualAccountLayout(self.sort_code, self.fixed, self.payer_check_digit)
+            except ValueError as exc:
+                raise ValueError(str(exc)) from None
+        return self
+
+
+class Payments(_Section):
+    #: gateways offered to residents, in this order (plugin ids; their options in [plugins.options.ID])
+    gateways: list[str] = Field(default_factory=list)
+    #: payee name in the QR code (at most 20 characters); empty: the gmina's name
+    recipient_name: str = Field(default="", max_length=20)
+    #: after this many minutes a payment the gateway never confirmed is asked about, then expired
+    pending_expiry_minutes: int = Field(default=120, ge=5, le=60 * 24 * 14)
+    virtual_accounts: VirtualAccounts = Field(default_factory=VirtualAccounts)
+
+
 class Settings(_Section):
     #: a demonstration instance: allows loading the demo data
     demo: bool = False
@@ -224,6 +255,7 @@ class Settings(_Section):
     jobs: Jobs = Field(default_factory=Jobs)
     security: Security = Field(default_factory=Security)
     plugins: Plugins = Field(default_factory=Plugins)
+    payments: Payments = Field(default_factory=Payments)
     #: directory of the instance (the folder holding gmina.toml); not read from the file
     instance_dir: str = Field(default="instance", exclude=True)
 

@@ -88,6 +88,23 @@ ip_max_failures_per_hour = 50
 password_min_length = 12
 totp_issuer = ""
 
+[payments]
+# bramki płatności online oferowane mieszkańcom, w tej kolejności (platforma plugins list);
+# ich opcje (identyfikatory sprzedawcy, klucze) w [plugins.options.IDENTYFIKATOR]
+gateways = {gateways}
+# nazwa odbiorcy w kodzie QR przelewu (najwyżej 20 znaków; pusta = nazwa gminy)
+recipient_name = ""
+# po tylu minutach bez potwierdzenia bramki płatność jest sprawdzana u bramki, a potem uznana za wygasłą
+pending_expiry_minutes = 120
+
+# rachunki indywidualne (wirtualne) podatników: NRB = cyfry kontrolne + numer rozliczeniowy banku
+# + stała część gminy + numer podatnika (układ podaje bank prowadzący rachunek gminy)
+[payments.virtual_accounts]
+enabled = {va_enabled}
+sort_code = "{va_sort_code}"
+fixed = "{va_fixed}"
+payer_check_digit = false
+
 [plugins]
 # identyfikatory włączonych wtyczek (platforma plugins list)
 enabled = []
@@ -108,13 +125,21 @@ DEMO_VALUES = {
     "email": "urzad@example.com",
     "phone": "+48 61 000 00 00",
     "nrb": "49909000042001000000001234",
+    "gateways": '["sandbox"]',
+    "va_enabled": "true",
+    "va_sort_code": "90900004",
+    "va_fixed": "2001",
     "mail_backend": "file",
     "sender": "e-urzad@example.com",
 }
 
 
+#: a demonstration instance offers the sandbox gateway and individual accounts in a made-up bank range
+DEMO_OVERRIDES = {"demo": "true", "gateways": '["sandbox"]', "va_enabled": "true"}
+
+
 def render_config(values: dict[str, str] | None = None) -> str:
-    merged = {**DEMO_VALUES, "demo": "false", **(values or {})}
+    merged = {**DEMO_VALUES, "demo": "false", "gateways": "[]", "va_enabled": "false", **(values or {})}
     merged["secret_key"] = secrets.token_urlsafe(48)
     return TEMPLATE.format(**merged)
 
@@ -125,6 +150,6 @@ def create_instance(directory: Path, *, demo: bool) -> Path:
     config = directory / "gmina.toml"
     if config.exists():
         raise FileExistsError(str(config))
-    config.write_text(render_config({"demo": "true"} if demo else None), encoding="utf-8")
+    config.write_text(render_config(DEMO_OVERRIDES if demo else None), encoding="utf-8")
     config.chmod(0o600)  # it holds the secret key and passwords
     return config

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from platforma.core import audit
 from platforma.taxes import rules
 from platforma.taxes.account import ZERO, installment_arrear
-from platforma.taxes.models import Decision, Installment, Liability, LiabilityParty, Posting
+from platforma.taxes.models import Decision, Installment, Liability, LiabilityParty, Posting, Taxpayer
 from platforma.taxes.queries import account_records
 from platforma.taxes.settings import interest_threshold, rate_table
 
@@ -75,6 +75,63 @@ class PostedPayment:
     repeated: bool
 
 
+@dataclass(frozen=True)
+class AllocationPlan:
+    """How a payment would be allocated on a given day, before anything is written."""
+
+    amount: Decimal
+    #: reminder costs paid first (art. 55 §1 OP)
+    costs: Decimal
+    parts: tuple[rules.AllocatedPart, ...]
+    #: installment id (as the part's key) -> liability id
+    liability_of: dict[str, int]
+    overpayment: Decimal
+
+
+def plan_allocation(
+    session: Session,
+    *,
+    taxpayer_id: int,
+    amount: Decimal,
+    paid_on: dt.date,
+    designated_installment_ids: list[int] | None = None,
+) -> AllocationPlan:
+    """Art. 55 §1 OP: reminder costs first; then art. 62 §1 and art. 55 §2 OP through
+    `rules.allocate_payment`; what remains is a nadpłata. Reads only: the preview a resident sees
+    before paying is the same computation that posts the payment."""
+    amount = rules.money(amount)
+    rates = rate_table(session)
+    threshold = interest_threshold(session, paid_on)
+    liabilities, postings = account_records(session, taxpayer_id)
+    remaining = amount
+    loose = [p for p in postings if p.liability_id is None and p.value_date <= paid_on]
+    costs_open = sum((p.signed for p in loose if p.kind == "koszty_upomnienia"), ZERO) - sum(
+        (p.amount for p in loose if p.kind == "wplata"), ZERO)
+    costs_paid = min(max(costs_open, ZERO), remaining)
+    remaining -= costs_paid
+    parts: tuple[rules.AllocatedPart, ...] = ()
+    liability_of: dict[str, int] = {}
+    overpayment = remaining
+    if remaining > 0:
+        arrears = []
+        by_installment: dict[int, list] = {}
+        for posting in postings:
+            if posting.installment_id is not None:
+                by_installment.setdefault(posting.installment_id, []).append(posting)
+        for liability in liabilities:
+            for installment in liability.installments:
+                due = rules.effective_due(installment.nominal_due, liability.delivered_on)
+                own = by_installment.get(installment.id, [])
+                arrear, _assessed, _paid, _interest_paid = installment_arrear(installment, due, own, paid_on, rates, threshold)
+                if arrear.principal > 0 or arrear.interest_unpaid > 0:
+                    arrears.append(arrear)
+                    liability_of[arrear.key] = liability.id
+        designated = [str(i) for i in designated_installment_ids or []]
+        allocation = rules.allocate_payment(remaining, paid_on, arrears, rates, threshold, designated)
+        parts, overpayment = allocation.parts, allocation.overpayment
+    return AllocationPlan(amount, costs_paid, parts, liability_of, overpayment)
+
+
 def post_payment(
     session: Session,
     *,
@@ -95,12 +152,14 @@ def post_payment(
     payment_ref is not posted again.
     """
     amount = rules.money(amount)
+    # one payment of a taxpayer is allocated at a time: a second waits here for the first to commit,
+    # then sees its postings (PostgreSQL; SQLite serialises writers anyway)
+    session.execute(sa.select(Taxpayer.id).where(Taxpayer.id == taxpayer_id).with_for_update())
     already = session.scalars(sa.select(Posting).where(Posting.payment_ref == payment_ref)).all()
     if already:
         return PostedPayment(payment_ref, (), ZERO, ZERO, repeated=True)
-    rates = rate_table(session)
-    threshold = interest_threshold(session, paid_on)
-    liabilities, postings = account_records(session, taxpayer_id)
+    plan = plan_allocation(session, taxpayer_id=taxpayer_id, amount=amount, paid_on=paid_on,
+                           designated_installment_ids=designated_installment_ids)
 
     def add(kind: str, value: Decimal, n: int, liability_id: int | None = None, installment_id: int | None = None) -> None:
         session.add(Posting(
@@ -110,38 +169,13 @@ def post_payment(
         ))
 
     counter = iter(range(1, 10_000))
-    remaining = amount
-    loose = [p for p in postings if p.liability_id is None and p.value_date <= paid_on]
-    costs_open = sum((p.signed for p in loose if p.kind == "koszty_upomnienia"), ZERO) - sum(
-        (p.amount for p in loose if p.kind == "wplata"), ZERO)
-    costs_paid = min(max(costs_open, ZERO), remaining)
-    if costs_paid > 0:
-        add("wplata", costs_paid, next(counter))
-        remaining -= costs_paid
-
-    parts: tuple[rules.AllocatedPart, ...] = ()
-    overpayment = remaining
-    if remaining > 0:
-        arrears, liability_of = [], {}
-        by_installment: dict[int, list] = {}
-        for posting in postings:
-            if posting.installment_id is not None:
-                by_installment.setdefault(posting.installment_id, []).append(posting)
-        for liability in liabilities:
-            for installment in liability.installments:
-                due = rules.effective_due(installment.nominal_due, liability.delivered_on)
-                own = by_installment.get(installment.id, [])
-                arrear, _assessed, _paid, _interest_paid = installment_arrear(installment, due, own, paid_on, rates, threshold)
-                if arrear.principal > 0 or arrear.interest_unpaid > 0:
-                    arrears.append(arrear)
-                    liability_of[arrear.key] = liability.id
-        designated = [str(i) for i in designated_installment_ids or []]
-        allocation = rules.allocate_payment(remaining, paid_on, arrears, rates, threshold, designated)
-        for part in allocation.parts:
-            add("wplata", part.principal + part.interest, next(counter), liability_of[part.key], int(part.key))
-            if part.interest > 0:
-                add("odsetki", part.interest, next(counter), liability_of[part.key], int(part.key))
-        parts, overpayment = allocation.parts, allocation.overpayment
+    if plan.costs > 0:
+        add("wplata", plan.costs, next(counter))
+    for part in plan.parts:
+        add("wplata", part.principal + part.interest, next(counter), plan.liability_of[part.key], int(part.key))
+        if part.interest > 0:
+            add("odsetki", part.interest, next(counter), plan.liability_of[part.key], int(part.key))
+    parts, overpayment, costs_paid = plan.parts, plan.overpayment, plan.costs
     if overpayment > 0:
         add("nadplata", overpayment, next(counter))
     session.flush()

@@ -1,0 +1,173 @@
+"""Clerk pages: online payments and their history, bank statements (upload, the unmatched queue),
+the daily report for the accountant."""
+from __future__ import annotations
+
+import datetime as dt
+
+import sqlalchemy as sa
+from flask import Blueprint, Response, abort, flash, g, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_wtf.file import FileField, FileRequired
+from govuk_frontend_wtf.wtforms_widgets import GovFileInput, GovSubmitInput
+from wtforms import StringField, SubmitField, TextAreaField
+from wtforms.validators import InputRequired, Length, Regexp
+
+from platforma.core.access import Permission, deny, has_permission, requires
+from platforma.core.web import client_ip, db, runtime, user_agent
+from platforma.payments import queries, reconciliation
+from platforma.payments.models import BankStatement, Payment, PaymentEvent, StatementLine
+from platforma.payments.views import STATE_LABELS
+from platforma.taxes.models import Taxpayer
+from platforma.web.filters import money, today_warsaw
+from platforma.web.forms import Form, TextArea, TextInput
+from platforma.web.nav import backoffice_menu
+from platforma.web.pdf import render_pdf
+
+bp = Blueprint("payments_backoffice", __name__, url_prefix="/urzad/platnosci", template_folder="templates")
+backoffice_menu.add(_l("Płatności i wyciągi"), "payments_backoffice.statements", Permission.TAXPAYERS_VIEW, order=20)
+PAGE_SIZE = 50
+
+
+class StatementUploadForm(Form):
+    file = FileField(_l("Plik wyciągu (MT940 albo camt.053 / camt.054)"), widget=GovFileInput(),
+                     validators=[FileRequired(_l("Wybierz plik wyciągu"))])
+    submit = SubmitField(_l("Wczytaj wyciąg"), widget=GovSubmitInput())
+
+
+class AssignForm(Form):
+    taxpayer = StringField(_l("Numer podatnika"), widget=TextInput(), validators=[
+        InputRequired(_l("Wpisz numer podatnika")), Regexp(r"^\s*\d{1,12}\s*$", message=_l("Numer podatnika to liczba"))])
+    reason = TextAreaField(_l("Podstawa przypisania"), widget=TextArea(), validators=[
+        InputRequired(_l("Podaj podstawę przypisania")), Length(max=1000)],
+        description=_l("Np. rozmowa telefoniczna z wpłacającym, pismo, numer decyzji w tytule z literówką."))
+    submit = SubmitField(_l("Przypisz i zaksięguj"), widget=GovSubmitInput())
+
+
+class ReturnForm(Form):
+    return_reason = TextAreaField(_l("Dlaczego wpłata ma wrócić do nadawcy"), widget=TextArea(), validators=[
+        InputRequired(_l("Podaj powód zwrotu")), Length(max=1000)])
+    return_submit = SubmitField(_l("Oznacz do zwrotu"), widget=GovSubmitInput())
+
+
+@bp.context_processor
+def _helpers() -> dict:
+    return {"zl": money, "state_labels": STATE_LABELS}
+
+
+@bp.get("/")
+@requires(Permission.TAXPAYERS_VIEW)
+def payments():
+    state = request.args.get("stan", "")
+    query = (request.args.get("szukaj") or "").strip()
+    stmt = sa.select(Payment).order_by(Payment.created_at.desc(), Payment.id.desc()).limit(PAGE_SIZE)
+    if state in STATE_LABELS:
+        stmt = stmt.where(Payment.state == state)
+    if query:
+        stmt = stmt.where(sa.or_(Payment.reference == query.upper(), Payment.gateway_txn_id == query,
+                                 Payment.taxpayer_id == (int(query) if query.isdigit() else -1)))
+    return render_template("payments/backoffice_payments.html", payments=list(db().scalars(stmt)), state=state, query=query)
+
+
+@bp.get("/<reference>")
+@requires(Permission.TAXPAYERS_VIEW)
+def payment(reference: str):
+    item = db().scalars(sa.select(Payment).where(Payment.reference == reference)).one_or_none() or abort(404)
+    events = list(db().scalars(sa.select(PaymentEvent).where(PaymentEvent.payment_id == item.id).order_by(PaymentEvent.id)))
+    lines = queries.allocation_of(db(), item.reference)
+    return render_template("payments/backoffice_payment.html", payment=item, events=events, lines=lines,
+                           taxpayer=db().get(Taxpayer, item.taxpayer_id))
+
+
+@bp.route("/wyciagi", methods=["GET", "POST"])
+@requires(Permission.TAXPAYERS_VIEW)
+def statements():
+    form = StatementUploadForm()
+    result = None
+    if request.method == "POST":
+        if not has_permission(g.user, Permission.POSTINGS_MANAGE):
+            deny([Permission.POSTINGS_MANAGE])
+        if form.validate_on_submit():
+            upload = form.file.data
+            data = upload.read()
+            try:
+                result = reconciliation.import_statement(
+                    db(), data, file_name=upload.filename or "", layout=queries.virtual_layout(runtime().settings),
+                    imported_by_id=g.user.id)
+            except reconciliation.ImportRefused as exc:
+                db().rollback()
+                form.file.errors = [_("Wyciąg odrzucony, nic nie zaksięgowano: %(reason)s", reason=str(exc))]
+            else:
+                from platforma.core import audit
+
+                audit.record(db(), "payments.statement_imported", actor=g.user, object_type="statement_file",
+                             object_id=reconciliation.file_digest(data)[:16], details=result.as_dict(),
+                             ip=client_ip(), user_agent=user_agent())
+    imports = list(db().scalars(sa.select(BankStatement).order_by(BankStatement.id.desc()).limit(20)))
+    unmatched = db().execute(sa.select(sa.func.count(), sa.func.coalesce(sa.func.sum(StatementLine.amount), 0))
+                             .where(StatementLine.status == "unmatched")).one()
+    status = 400 if form.file.errors else 200
+    return render_template("payments/statements.html", form=form, result=result, imports=imports,
+                           unmatched_count=unmatched[0], unmatched_total=unmatched[1]), status
+
+
+@bp.get("/wyciagi/nieprzypisane")
+@requires(Permission.TAXPAYERS_VIEW)
+def unmatched():
+    lines = list(db().scalars(sa.select(StatementLine).where(StatementLine.status == "unmatched")
+                              .order_by(StatementLine.booking_date, StatementLine.id).limit(200)))
+    return render_template("payments/unmatched.html", lines=lines)
+
+
+@bp.route("/wyciagi/pozycje/<int:line_id>", methods=["GET", "POST"])
+@requires(Permission.POSTINGS_MANAGE)
+def line(line_id: int):
+    item = db().get(StatementLine, line_id) or abort(404)
+    assign, send_back = AssignForm(prefix="a"), ReturnForm(prefix="r")
+    status = 200
+    if request.method == "POST":
+        if "a-submit" in request.form and assign.validate_on_submit():
+            try:
+                reconciliation.assign_line(db(), item, int(assign.taxpayer.data), clerk=g.user, reason=assign.reason.data,
+                                           ip=client_ip(), user_agent=user_agent())
+            except reconciliation.ImportRefused as exc:
+                assign.taxpayer.errors = [str(exc)]
+            else:
+                flash(_("Wpłatę przypisano i zaksięgowano."), "success")
+                return redirect(url_for("payments_backoffice.unmatched"), 303)
+        elif "r-return_submit" in request.form and send_back.validate_on_submit():
+            try:
+                reconciliation.mark_returned(db(), item, clerk=g.user, reason=send_back.return_reason.data,
+                                             ip=client_ip(), user_agent=user_agent())
+            except reconciliation.ImportRefused as exc:
+                send_back.return_reason.errors = [str(exc)]
+            else:
+                flash(_("Wpłatę oznaczono do zwrotu."), "success")
+                return redirect(url_for("payments_backoffice.unmatched"), 303)
+        status = 400
+    return render_template("payments/line.html", line=item, assign=assign, send_back=send_back,
+                           taxpayer=db().get(Taxpayer, item.taxpayer_id) if item.taxpayer_id else None), status
+
+
+@bp.get("/raport")
+@requires(Permission.TAXPAYERS_VIEW)
+def report():
+    """The day's payments for the accountant: on screen, as CSV and as PDF."""
+    raw = request.args.get("dzien") or today_warsaw().isoformat()
+    try:
+        day = dt.date.fromisoformat(raw)
+    except ValueError:
+        day, error = today_warsaw(), _("Wpisz datę jako RRRR-MM-DD.")
+    else:
+        error = ""
+    rows = reconciliation.daily_report_rows(db(), day)
+    total = sum((r["amount"] for r in rows), 0)
+    fmt = request.args.get("format")
+    if fmt == "csv" and not error:
+        return Response(reconciliation.report_csv(rows), mimetype="text/csv; charset=utf-8",
+                        headers={"Content-Disposition": f'attachment; filename="wplaty-{day.isoformat()}.csv"'})
+    if fmt == "pdf" and not error:
+        return render_pdf("payments/report_pdf.html", f"wplaty-{day.isoformat()}.pdf", rows=rows, day=day, total=total,
+                          gmina=runtime().settings.gmina)
+    return render_template("payments/report.html", rows=rows, day=day, total=total, error=error,
+                           raw=raw), 400 if error else 200

@@ -1,0 +1,181 @@
+"""Payments: online payments and their event history, idempotency keys, bank statements and their lines."""
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
+
+from platforma.core.db import Base, Money, UTCDateTime, utcnow
+
+#: created: written before the gateway is called; pending: the gateway has it, the resident is paying;
+#: then one of the final states
+PAYMENT_STATES = ("created", "pending", "confirmed", "failed", "cancelled", "expired")
+FINAL_STATES = frozenset({"confirmed", "failed", "cancelled", "expired"})
+
+#: the transition table: only the payments core moves a payment (DESIGN.md, rule 6). A failed,
+#: cancelled or expired payment may still be confirmed: the gateway's word that the money arrived
+#: beats our guess that it would not (an expiry job or a late notification).
+TRANSITIONS: dict[str, frozenset[str]] = {
+    "created": frozenset({"pending", "confirmed", "failed", "cancelled", "expired"}),
+    "pending": frozenset({"confirmed", "failed", "cancelled", "expired"}),
+    "failed": frozenset({"confirmed"}),
+    "cancelled": frozenset({"confirmed"}),
+    "expired": frozenset({"confirmed"}),
+    "confirmed": frozenset(),
+}
+
+#: what the resident asked to pay
+PAYMENT_MODES = ("installments", "overdue", "amount")
+
+LINE_STATUSES = ("matched", "unmatched", "assigned", "gateway", "debit", "returned")
+
+
+def _in(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+class Payment(Base):
+    """One online payment by a resident through a gateway."""
+
+    __tablename__ = "payment"
+    __table_args__ = (
+        sa.CheckConstraint(_in("state", PAYMENT_STATES), name="state"),
+        sa.CheckConstraint(_in("mode", PAYMENT_MODES), name="mode"),
+        sa.CheckConstraint("amount > 0", name="amount"),
+        sa.CheckConstraint("state <> 'confirmed' OR paid_on IS NOT NULL", name="confirmed_paid_on"),
+        # the gateway's id of a transaction belongs to one payment only
+        sa.UniqueConstraint("gateway", "gateway_txn_id"),
+        sa.Index("ix_payment_state_updated", "state", "updated_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    #: our reference, sent to the gateway and printed for the resident ("PF-…")
+    reference: Mapped[str] = mapped_column(sa.String(32), unique=True)
+    taxpayer_id: Mapped[int] = mapped_column(sa.ForeignKey("taxpayer.id"), index=True)
+    #: the resident who started it
+    user_id: Mapped[int | None] = mapped_column(sa.ForeignKey("user_account.id"), index=True)
+    #: the gateway plugin's id
+    gateway: Mapped[str] = mapped_column(sa.String(32))
+    gateway_txn_id: Mapped[str | None] = mapped_column(sa.String(100))
+    amount: Mapped[Decimal] = mapped_column(Money)
+    currency: Mapped[str] = mapped_column(sa.String(3), default="PLN")
+    state: Mapped[str] = mapped_column(sa.String(10), default="created")
+    mode: Mapped[str] = mapped_column(sa.String(12))
+    #: the installments the resident designated (art. 62 §1 OP), in the order chosen
+    designation: Mapped[list[int]] = mapped_column(sa.JSON, default=list)
+    description: Mapped[str] = mapped_column(sa.String(200))
+    #: the day of payment (art. 60 §1 pkt 1 OP): the day the gateway charged the payer
+    paid_on: Mapped[dt.date | None]
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    #: when the confirmed payment was posted to the taxes ledger (once)
+    posted_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+    events: Mapped[list[PaymentEvent]] = relationship(order_by="PaymentEvent.id", viewonly=True)
+
+
+class PaymentEvent(Base):
+    """The payment's history: append-only (DESIGN.md, rule 4)."""
+
+    __tablename__ = "payment_event"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    payment_id: Mapped[int] = mapped_column(sa.ForeignKey("payment.id"), index=True)
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    #: created, registered, notification, verified, state, posted, refused, query
+    kind: Mapped[str] = mapped_column(sa.String(20))
+    from_state: Mapped[str | None] = mapped_column(sa.String(10))
+    to_state: Mapped[str | None] = mapped_column(sa.String(10))
+    #: resident, gateway, job, clerk, statement
+    actor: Mapped[str] = mapped_column(sa.String(10))
+    details: Mapped[dict[str, Any]] = mapped_column(sa.JSON, default=dict)
+
+
+class IdempotencyKey(Base):
+    """A key the resident's form carries: pressing "Zapłać" twice starts one payment."""
+
+    __tablename__ = "idempotency_key"
+
+    key: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    user_id: Mapped[int | None] = mapped_column(sa.ForeignKey("user_account.id"))
+    payment_id: Mapped[int] = mapped_column(sa.ForeignKey("payment.id"))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class BankStatement(Base):
+    """An imported bank statement; the same statement of the same account is imported once."""
+
+    __tablename__ = "bank_statement"
+    __table_args__ = (sa.UniqueConstraint("account", "statement_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account: Mapped[str] = mapped_column(sa.String(34))
+    statement_id: Mapped[str] = mapped_column(sa.String(80))
+    currency: Mapped[str] = mapped_column(sa.String(3))
+    opening: Mapped[Decimal] = mapped_column(Money)
+    closing: Mapped[Decimal] = mapped_column(Money)
+    opening_date: Mapped[dt.date | None]
+    closing_date: Mapped[dt.date | None]
+    #: SHA-256 of the file it came from, and the file's name as uploaded
+    file_sha256: Mapped[str] = mapped_column(sa.String(64), index=True)
+    file_name: Mapped[str] = mapped_column(sa.String(255), default="")
+    format: Mapped[str] = mapped_column(sa.String(10))
+    imported_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    imported_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("user_account.id"))
+    entries: Mapped[int] = mapped_column(default=0)
+    credits_total: Mapped[Decimal] = mapped_column(Money, default=Decimal("0"))
+
+
+class StatementLine(Base):
+    """One entry of an imported statement, and what became of it."""
+
+    __tablename__ = "statement_line"
+    __table_args__ = (
+        sa.UniqueConstraint("statement_id", "sequence"),
+        sa.CheckConstraint(_in("status", LINE_STATUSES), name="status"),
+        sa.CheckConstraint("amount > 0", name="amount"),
+        sa.CheckConstraint("status NOT IN ('matched', 'assigned') OR taxpayer_id IS NOT NULL", name="posted_has_taxpayer"),
+        sa.Index("ix_statement_line_status", "status", "booking_date"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    statement_id: Mapped[int] = mapped_column(sa.ForeignKey("bank_statement.id"))
+    sequence: Mapped[int]
+    booking_date: Mapped[dt.date]
+    value_date: Mapped[dt.date | None]
+    amount: Mapped[Decimal] = mapped_column(Money)
+    credit: Mapped[bool]
+    counterparty: Mapped[str] = mapped_column(sa.String(300), default="")
+    counterparty_account: Mapped[str] = mapped_column(sa.String(34), default="")
+    title: Mapped[str] = mapped_column(sa.String(500), default="")
+    account_credited: Mapped[str] = mapped_column(sa.String(34), default="")
+    bank_reference: Mapped[str] = mapped_column(sa.String(80), default="")
+    #: matched (posted automatically), unmatched (waits for a clerk), assigned (a clerk chose the
+    #: taxpayer; posted), gateway (the payout of a gateway payment already posted), debit (money out),
+    #: returned (a clerk marked it to be sent back)
+    status: Mapped[str] = mapped_column(sa.String(10))
+    #: how it was matched: account, decision, pesel, nip, payment, clerk
+    matched_by: Mapped[str] = mapped_column(sa.String(10), default="")
+    taxpayer_id: Mapped[int | None] = mapped_column(sa.ForeignKey("taxpayer.id"), index=True)
+    payment_id: Mapped[int | None] = mapped_column(sa.ForeignKey("payment.id"))
+    #: the posting reference in the taxes ledger ("W…")
+    payment_ref: Mapped[str | None] = mapped_column(sa.String(100))
+    resolved_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("user_account.id"))
+    resolved_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    note: Mapped[str] = mapped_column(sa.Text, default="")
+
+    statement: Mapped[BankStatement] = relationship()
+
+
+@event.listens_for(Session, "before_flush")
+def _refuse_event_changes(session: Session, _ctx: Any, _instances: Any) -> None:
+    for obj in session.deleted:
+        if isinstance(obj, PaymentEvent):
+            raise RuntimeError("payment events are append-only")
+    for obj in session.dirty:
+        if isinstance(obj, PaymentEvent) and session.is_modified(obj, include_collections=False):
+            raise RuntimeError("payment events are append-only")

@@ -1,0 +1,110 @@
+"""The reads that payment pages, reports and commands need."""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from decimal import Decimal
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from platforma.config import Settings
+from platforma.payments.models import Payment
+from platforma.payments.rules import VirtualAccountLayout
+from platforma.taxes.account import ZERO, AccountState
+from platforma.taxes.models import Posting
+from platforma.taxes.queries import account
+
+
+@dataclass(frozen=True)
+class PayableInstallment:
+    id: int
+    liability_id: int
+    tax_kind: str
+    year: int
+    number: int
+    due: dt.date
+    left: Decimal
+    interest: Decimal
+    overdue: bool
+
+    @property
+    def to_pay(self) -> Decimal:
+        return self.left + self.interest
+
+
+@dataclass(frozen=True)
+class Payable:
+    """What a taxpayer can pay today."""
+
+    state: AccountState
+    installments: list[PayableInstallment]
+
+    @property
+    def overdue(self) -> list[PayableInstallment]:
+        return [i for i in self.installments if i.overdue]
+
+    @property
+    def overdue_total(self) -> Decimal:
+        """Everything overdue with interest as of today, and unpaid reminder costs (art. 55 §1 OP)."""
+        return sum((i.to_pay for i in self.overdue), ZERO) + self.state.koszty
+
+    def chosen(self, ids: list[int]) -> list[PayableInstallment]:
+        by_id = {i.id: i for i in self.installments}
+        return [by_id[i] for i in ids if i in by_id]
+
+
+def payable(session: Session, taxpayer_id: int, day: dt.date) -> Payable:
+    state = account(session, taxpayer_id, day)
+    items = []
+    for liability in state.liabilities:
+        for inst in liability.installments:
+            if inst.left > 0 or inst.interest > 0:
+                items.append(PayableInstallment(
+                    inst.id, liability.id, liability.tax_kind, liability.year, inst.number, inst.due,
+                    inst.left, inst.interest, inst.due < day))
+    items.sort(key=lambda i: (i.due, i.id))
+    return Payable(state, items)
+
+
+def virtual_layout(settings: Settings) -> VirtualAccountLayout | None:
+    va = settings.payments.virtual_accounts
+    if not va.enabled:
+        return None
+    return VirtualAccountLayout(va.sort_code, va.fixed, va.payer_check_digit)
+
+
+def transfer_account(settings: Settings, taxpayer_id: int) -> tuple[str, bool]:
+    """The account a taxpayer pays to by transfer: the individual one where the gmina has them
+    (True), else the gmina's tax account (False)."""
+    layout = virtual_layout(settings)
+    if layout is not None:
+        return layout.account_for(taxpayer_id), True
+    for bank_account in settings.gmina.bank_accounts:
+        return bank_account.nrb, False
+    return "", False
+
+
+def payments_of(session: Session, taxpayer_ids: list[int], limit: int = 200) -> list[Payment]:
+    if not taxpayer_ids:
+        return []
+    return list(session.scalars(
+        sa.select(Payment).where(Payment.taxpayer_id.in_(taxpayer_ids))
+        .order_by(Payment.created_at.desc(), Payment.id.desc()).limit(limit)
+    ))
+
+
+@dataclass(frozen=True)
+class AllocationLine:
+    kind: str
+    amount: Decimal
+    liability_id: int | None
+    installment_id: int | None
+
+
+def allocation_of(session: Session, payment_ref: str) -> list[AllocationLine]:
+    """How a posted payment was allocated: its postings in the taxes ledger."""
+    return [AllocationLine(*row) for row in session.execute(
+        sa.select(Posting.kind, Posting.amount, Posting.liability_id, Posting.installment_id)
+        .where(Posting.payment_ref == payment_ref).order_by(Posting.id)
+    )]

@@ -1,0 +1,370 @@
+"""Importing bank statements: every credit is matched to a taxpayer and posted once, or waits for a clerk.
+
+Matching, in order: the individual account the money was paid to; the reference of a gateway payment in
+the title (the gateway's payout: already posted when the gateway confirmed it, so not posted again); a
+decision number in the title; a PESEL or NIP in the title. What none of these finds goes to the
+"unmatched" queue, where a clerk assigns it (audited). The whole file is one transaction: a file whose
+balances do not add up, or that cannot be read to its end, changes nothing.
+"""
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import hashlib
+import io
+import re
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import BinaryIO, Iterable
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+from stdnum.pl import nip as stdnum_nip
+from stdnum.pl import pesel as stdnum_pesel
+
+from platforma.core import audit
+from platforma.core.db import utcnow
+from platforma.payments.models import BankStatement, Payment, StatementLine
+from platforma.payments.rules import VirtualAccountLayout
+from platforma.payments.statements import Entry, StatementEnd, StatementError, StatementHeader, iter_statement
+from platforma.taxes import operations as tax_operations
+from platforma.taxes.models import Decision, Liability, LiabilityParty, Taxpayer
+
+_REFERENCE = re.compile(r"\bPF-[0-9A-HJKMNP-TV-Z]{12}\b")
+_DIGITS = re.compile(r"(?<!\d)(\d[\d -]{8,14}\d)(?!\d)")
+_BATCH = 500
+
+
+class ImportRefused(ValueError):
+    """The statement was not imported; the message (Polish) says why, and nothing was stored."""
+
+
+@dataclass
+class ImportResult:
+    statements: int = 0
+    entries: int = 0
+    matched: int = 0
+    gateway: int = 0
+    unmatched: int = 0
+    debits: int = 0
+    posted_total: Decimal = Decimal("0")
+    unmatched_total: Decimal = Decimal("0")
+    already_imported: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return {"statements": self.statements, "entries": self.entries, "matched": self.matched,
+                "gateway": self.gateway, "unmatched": self.unmatched, "debits": self.debits,
+                "posted_total": str(self.posted_total), "unmatched_total": str(self.unmatched_total),
+                "already_imported": self.already_imported}
+
+
+def file_digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def import_statement(
+    session: Session,
+    source: bytes | BinaryIO,
+    *,
+    file_name: str,
+    layout: VirtualAccountLayout | None,
+    imported_by_id: int | None = None,
+    max_bytes: int = 100 * 1024 * 1024,
+) -> ImportResult:
+    """Import every statement in the file. Raises ImportRefused (the caller rolls back) for a file that
+    cannot be read or whose balances do not add up. A statement already imported (same account and
+    statement id) is skipped whole: importing a file twice changes nothing."""
+    digest = hashlib.sha256()
+    if isinstance(source, bytes):
+        digest.update(source)
+        stream: bytes | BinaryIO = source
+    else:
+        stream = _Hashing(source, digest)
+    result = ImportResult()
+    matcher = Matcher(session, layout)
+    statement: BankStatement | None = None
+    skipping = False
+    pending: list[tuple[StatementLine, Entry]] = []
+    try:
+        for item in iter_statement(stream, max_bytes=max_bytes):
+            if isinstance(item, StatementHeader):
+                skipping = session.scalar(sa.select(BankStatement.id).where(
+                    BankStatement.account == item.account, BankStatement.statement_id == item.statement_id)) is not None
+                if skipping:
+                    result.already_imported.append(item.statement_id)
+                    statement = None
+                    continue
+                statement = BankStatement(
+                    account=item.account, statement_id=item.statement_id, currency=item.currency, opening=item.opening,
+                    closing=item.closing if item.closing is not None else item.opening, opening_date=item.opening_date,
+                    file_sha256="", file_name=file_name[:255], format="", imported_by_id=imported_by_id)
+                session.add(statement)
+                session.flush()
+                result.statements += 1
+            elif isinstance(item, Entry):
+                if skipping or statement is None:
+                    continue
+                result.entries += 1
+                line = StatementLine(
+                    statement_id=statement.id, sequence=item.sequence, booking_date=item.booking_date,
+                    value_date=item.value_date, amount=item.amount, credit=item.credit,
+                    counterparty=item.counterparty[:300], counterparty_account=item.counterparty_account[:34],
+                    title=item.title[:500], account_credited=item.account_credited[:34],
+                    bank_reference=item.bank_reference[:80], status="unmatched")
+                pending.append((line, item))
+                if len(pending) >= _BATCH:
+                    _settle(session, matcher, pending, result)
+                    pending = []
+            elif isinstance(item, StatementEnd):
+                if pending:
+                    _settle(session, matcher, pending, result)
+                    pending = []
+                if statement is not None:
+                    statement.closing = item.closing
+                    statement.closing_date = item.closing_date
+                    statement.entries = session.scalar(sa.select(sa.func.count()).select_from(StatementLine)
+                                                       .where(StatementLine.statement_id == statement.id)) or 0
+                    statement.credits_total = session.scalar(
+                        sa.select(sa.func.coalesce(sa.func.sum(StatementLine.amount), 0))
+                        .where(StatementLine.statement_id == statement.id, StatementLine.credit.is_(True))) or Decimal("0")
+                statement, skipping = None, False
+    except StatementError as exc:
+        raise ImportRefused(str(exc)) from None
+    session.flush()
+    sha = digest.hexdigest()
+    session.execute(sa.update(BankStatement).where(BankStatement.file_sha256 == "").values(file_sha256=sha)
+                    .execution_options(synchronize_session=False))
+    return result
+
+
+class _Hashing:
+    """A file object that hashes what is read through it."""
+
+    def __init__(self, inner: BinaryIO, digest) -> None:
+        self.inner, self.digest = inner, digest
+
+    def read(self, size: int = -1) -> bytes:
+        chunk = self.inner.read(size)
+        self.digest.update(chunk)
+        return chunk
+
+    def __getattr__(self, name: str):
+        return getattr(self.inner, name)
+
+
+def _settle(session: Session, matcher: Matcher, batch: list[tuple[StatementLine, Entry]], result: ImportResult) -> None:
+    """Match a batch of lines (a few queries for the whole batch), store them, post the matched ones."""
+    matches = matcher.match([entry for _line, entry in batch])
+    for (line, entry), match in zip(batch, matches):
+        if not entry.credit:
+            line.status = "debit"
+            result.debits += 1
+        elif match.payment_id is not None:
+            line.status, line.matched_by, line.payment_id, line.taxpayer_id = "gateway", "payment", match.payment_id, match.taxpayer_id
+            result.gateway += 1
+        elif match.taxpayer_id is not None:
+            line.status, line.matched_by, line.taxpayer_id = "matched", match.how, match.taxpayer_id
+            result.matched += 1
+            result.posted_total += entry.amount
+        else:
+            line.status, line.note = "unmatched", match.note
+            result.unmatched += 1
+            result.unmatched_total += entry.amount
+    session.add_all([line for line, _entry in batch])
+    session.flush()
+    for line, _entry in batch:
+        if line.status == "matched":
+            post_line(session, line)
+
+
+def post_line(session: Session, line: StatementLine, *, created_by_id: int | None = None, reason: str = "") -> None:
+    """Post a statement credit to its taxpayer's account, dated by art. 60 §1 OP: the day the bank
+    debited the payer's account is not on a statement, the day our account was credited is; the
+    bank's value date (else its booking date) stands for it."""
+    line.payment_ref = f"W{line.id}"
+    tax_operations.post_payment(
+        session, taxpayer_id=line.taxpayer_id, amount=line.amount, paid_on=line.value_date or line.booking_date,
+        payment_ref=line.payment_ref, source="bank", origin="manual" if created_by_id else "system",
+        created_by_id=created_by_id, reason=reason)
+
+
+@dataclass(frozen=True)
+class Match:
+    taxpayer_id: int | None = None
+    how: str = ""
+    payment_id: int | None = None
+    note: str = ""
+
+
+class Matcher:
+    def __init__(self, session: Session, layout: VirtualAccountLayout | None):
+        self.session, self.layout = session, layout
+
+    def match(self, entries: list[Entry]) -> list[Match]:
+        credits = [e for e in entries if e.credit]
+        by_account = self._by_account(credits)
+        by_reference = self._by_reference(credits)
+        by_decision = self._by_decision(credits)
+        by_identifier = self._by_identifier(credits)
+        out = []
+        for entry in entries:
+            if not entry.credit:
+                out.append(Match())
+                continue
+            taxpayer = by_account.get(entry.account_credited)
+            if taxpayer is not None:
+                out.append(Match(taxpayer, "account"))
+                continue
+            payment = next((by_reference[r] for r in _REFERENCE.findall(entry.title) if r in by_reference), None)
+            if payment is not None:
+                if payment[2] == "confirmed":
+                    out.append(Match(payment[1], "payment", payment[0]))
+                else:
+                    out.append(Match(note=f"tytuł wskazuje płatność online {payment[3]}, której operator nie potwierdził"))
+                continue
+            found = self._first(entry.title, by_decision, by_identifier)
+            out.append(found or Match(note="nie rozpoznano rachunku, decyzji ani identyfikatora płatnika"))
+        return out
+
+    def _first(self, title: str, by_decision: dict[str, int | None], by_identifier: dict[str, int | None]) -> Match | None:
+        for token in _tokens(title):
+            if token in by_decision and by_decision[token] is not None:
+                return Match(by_decision[token], "decision")
+        for kind, value in _identifiers(title):
+            taxpayer = by_identifier.get(value)
+            if taxpayer is not None:
+                return Match(taxpayer, kind)
+        return None
+
+    def _by_account(self, credits: list[Entry]) -> dict[str, int]:
+        if self.layout is None:
+            return {}
+        wanted: dict[str, int] = {}
+        for entry in credits:
+            if entry.account_credited:
+                taxpayer_id = self.layout.taxpayer_for(entry.account_credited)
+                if taxpayer_id is not None:
+                    wanted[entry.account_credited] = taxpayer_id
+        if not wanted:
+            return {}
+        existing = set(self.session.scalars(sa.select(Taxpayer.id).where(Taxpayer.id.in_(set(wanted.values())))))
+        return {nrb: tid for nrb, tid in wanted.items() if tid in existing}
+
+    def _by_reference(self, credits: list[Entry]) -> dict[str, tuple[int, int, str, str]]:
+        refs = {r for e in credits for r in _REFERENCE.findall(e.title)}
+        if not refs:
+            return {}
+        return {row.reference: (row.id, row.taxpayer_id, row.state, row.reference) for row in self.session.execute(
+            sa.select(Payment.id, Payment.taxpayer_id, Payment.state, Payment.reference).where(Payment.reference.in_(refs)))}
+
+    def _by_decision(self, credits: list[Entry]) -> dict[str, int | None]:
+        tokens = {t for e in credits if not e.account_credited or self.layout is None for t in _tokens(e.title)}
+        if not tokens:
+            return {}
+        found: dict[str, set[int]] = {}
+        for number, taxpayer_id in self.session.execute(
+            sa.select(Decision.number, LiabilityParty.taxpayer_id)
+            .join(Liability, Liability.decision_id == Decision.id)
+            .join(LiabilityParty, LiabilityParty.liability_id == Liability.id)
+            .where(Decision.number.in_(tokens), LiabilityParty.role == "principal")
+        ):
+            found.setdefault(number, set()).add(taxpayer_id)
+        # a decision with more than one principal payer cannot say who paid
+        return {number: (ids.pop() if len(ids) == 1 else None) for number, ids in found.items()}
+
+    def _by_identifier(self, credits: list[Entry]) -> dict[str, int | None]:
+        pesels, nips = set(), set()
+        for entry in credits:
+            for kind, value in _identifiers(entry.title):
+                (pesels if kind == "pesel" else nips).add(value)
+        out: dict[str, int | None] = {}
+        if pesels:
+            out.update({p: tid for tid, p in self.session.execute(
+                sa.select(Taxpayer.id, Taxpayer.pesel).where(Taxpayer.pesel.in_(pesels)))})
+        if nips:
+            seen: dict[str, set[int]] = {}
+            for tid, n in self.session.execute(sa.select(Taxpayer.id, Taxpayer.nip).where(Taxpayer.nip.in_(nips))):
+                seen.setdefault(n, set()).add(tid)
+            out.update({n: (ids.pop() if len(ids) == 1 else None) for n, ids in seen.items()})
+        return out
+
+
+def _tokens(title: str) -> list[str]:
+    """Words of a title that could be a decision number ("FN.3120.15.2026", "ON/12/2026")."""
+    return [t.strip(".,;:()") for t in re.split(r"\s+", title) if any(c.isdigit() for c in t) and len(t) >= 4][:20]
+
+
+def _identifiers(title: str) -> Iterable[tuple[str, str]]:
+    for raw in _DIGITS.findall(title):
+        digits = re.sub(r"\D", "", raw)
+        if len(digits) == 11 and stdnum_pesel.is_valid(digits):
+            yield "pesel", digits
+        elif len(digits) == 10 and stdnum_nip.is_valid(digits):
+            yield "nip", digits
+
+
+def assign_line(session: Session, line: StatementLine, taxpayer_id: int, *, clerk, reason: str,
+                ip: str = "", user_agent: str = "") -> None:
+    """A clerk assigns an unmatched credit to a taxpayer: posted now, audited."""
+    if line.status != "unmatched" or not line.credit:
+        raise ImportRefused("Ta pozycja wyciągu jest już rozliczona.")
+    if not reason.strip():
+        raise ImportRefused("Podaj, na jakiej podstawie przypisujesz wpłatę.")
+    if session.get(Taxpayer, taxpayer_id) is None:
+        raise ImportRefused("Nie ma podatnika o tym numerze.")
+    line.status, line.matched_by, line.taxpayer_id = "assigned", "clerk", taxpayer_id
+    line.resolved_by_id, line.resolved_at, line.note = clerk.id, utcnow(), reason.strip()[:1000]
+    session.flush()
+    post_line(session, line, created_by_id=clerk.id, reason=reason.strip())
+    audit.record(session, "payments.statement_line_assigned", actor=clerk, object_type="statement_line",
+                 object_id=line.id, taxpayer_id=taxpayer_id,
+                 details={"amount": str(line.amount), "reason": reason.strip()[:1000], "payment_ref": line.payment_ref},
+                 ip=ip, user_agent=user_agent)
+
+
+def mark_returned(session: Session, line: StatementLine, *, clerk, reason: str, ip: str = "",
+                  user_agent: str = "") -> None:
+    """A credit that belongs to no taxpayer of the gmina: to be sent back (audited, nothing posted)."""
+    if line.status != "unmatched" or not line.credit:
+        raise ImportRefused("Ta pozycja wyciągu jest już rozliczona.")
+    if not reason.strip():
+        raise ImportRefused("Podaj, dlaczego wpłata ma zostać zwrócona.")
+    line.status, line.resolved_by_id, line.resolved_at, line.note = "returned", clerk.id, utcnow(), reason.strip()[:1000]
+    audit.record(session, "payments.statement_line_returned", actor=clerk, object_type="statement_line",
+                 object_id=line.id, details={"amount": str(line.amount), "reason": reason.strip()[:1000]},
+                 ip=ip, user_agent=user_agent)
+
+
+def daily_report_rows(session: Session, day: dt.date) -> list[dict]:
+    """Every payment posted on a day, for the accountant: gateway payments by the day of payment and
+    statement credits by their booking date."""
+    rows = []
+    for p in session.execute(
+        sa.select(Payment.reference, Payment.paid_on, Payment.amount, Payment.gateway, Payment.gateway_txn_id,
+                  Payment.taxpayer_id, Taxpayer.pesel, Taxpayer.nip)
+        .join(Taxpayer, Taxpayer.id == Payment.taxpayer_id)
+        .where(Payment.state == "confirmed", Payment.paid_on == day).order_by(Payment.id)
+    ):
+        rows.append({"source": p.gateway, "reference": p.reference, "day": p.paid_on, "amount": p.amount,
+                     "taxpayer_id": p.taxpayer_id, "identifier": p.pesel or p.nip or "", "detail": p.gateway_txn_id or ""})
+    for line in session.execute(
+        sa.select(StatementLine.payment_ref, StatementLine.booking_date, StatementLine.value_date, StatementLine.amount,
+                  StatementLine.taxpayer_id, StatementLine.matched_by, StatementLine.bank_reference, Taxpayer.pesel, Taxpayer.nip)
+        .join(Taxpayer, Taxpayer.id == StatementLine.taxpayer_id)
+        .where(StatementLine.status.in_(("matched", "assigned")), StatementLine.booking_date == day)
+        .order_by(StatementLine.id)
+    ):
+        rows.append({"source": "bank", "reference": line.payment_ref, "day": line.value_date or line.booking_date,
+                     "amount": line.amount, "taxpayer_id": line.taxpayer_id, "identifier": line.pesel or line.nip or "",
+                     "detail": f"{line.matched_by} {line.bank_reference}".strip()})
+    return rows
+
+
+def report_csv(rows: list[dict]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, delimiter=";", lineterminator="\r\n")
+    writer.writerow(["zrodlo", "numer", "dzien_zaplaty", "kwota", "podatnik", "pesel_nip", "szczegoly"])
+    for r in rows:
+        writer.writerow([r["source"], r["reference"], r["day"].isoformat(), f"{r['amount']:.2f}", r["taxpayer_id"],
+                         r["identifier"], r["detail"]])
+    return "\ufeff" + out.getvalue()  # the BOM lets Excel read the Polish letters

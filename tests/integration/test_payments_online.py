@@ -1,0 +1,291 @@
+"""Paying online, end to end on both databases: the resident's pages, the webhook, the state machine,
+exactly-once posting under repeated, reordered and concurrent notifications.
+
+The sandbox gateway signs its notifications like a real one (HMAC-SHA256 over the raw body); the real
+gateways' protocols are tested against their simulators in test_gateway_protocols.py and, end to end
+over HTTP, in test_payments_gateways_http.py.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import re
+import threading
+from decimal import Decimal
+
+import pytest
+import sqlalchemy as sa
+
+from platforma.accounts import operations as account_ops
+from platforma.core.db import transaction
+from platforma.payments import flows
+from platforma.payments.models import Payment, PaymentEvent
+from platforma.taxes import operations as tax_ops
+from platforma.taxes.models import Decision, Posting
+from platforma.taxes.queries import account
+from platforma.web.filters import today_warsaw
+from tests.conftest import csrf_from
+
+D = dt.date
+PAYMENTS = {"gateways": ["sandbox"], "virtual_accounts": {"enabled": True, "sort_code": "90900004", "fixed": "2001"}}
+
+
+@pytest.fixture
+def settings(settings_factory, database_url):
+    return settings_factory(database_url, payments=PAYMENTS)
+
+
+@pytest.fixture
+def resident_with_arrears(runtime, create_user, create_taxpayer):
+    """A resident linked to a taxpayer whose 2025 property tax (4 × 300 zł) is entirely unpaid."""
+    user = create_user("resident")
+    taxpayer = create_taxpayer()
+    with transaction(runtime.session_factory) as session:
+        decision = Decision(number="FN.3120.7.2025", document_type="decyzja", year=2025, issued_on=D(2025, 2, 10),
+                            delivered_on=D(2025, 2, 20), source="local", source_key="D7")
+        liability = tax_ops.assess_liability(
+            session, tax_kind="nieruchomosci", payer_type="natural", year=2025, amount=Decimal(1200),
+            parties=[(taxpayer.id, "principal")],
+            installments=[(D(2025, 3, 15), Decimal(300)), (D(2025, 5, 15), Decimal(300)), (D(2025, 9, 15), Decimal(300)),
+                          (D(2025, 11, 15), Decimal(300))],
+            booked_on=D(2025, 2, 20), source="local", source_key="L7", decision=decision, description="Podatek 2025")
+        installment_ids = [i.id for i in liability.installments]
+        account_ops.link_taxpayer(session, user=session.get(type(user), user.id), taxpayer=session.get(type(taxpayer), taxpayer.id),
+                                  relation="self", granted_by=None, note="test")
+    return user, taxpayer, installment_ids
+
+
+def _postings(runtime, ref):
+    with runtime.session_factory() as session:
+        return session.execute(sa.select(Posting.kind, Posting.amount).where(Posting.payment_ref == ref)).all()
+
+
+def _start(client, taxpayer_id, **form):
+    page = client.get(f"/podatki/{taxpayer_id}/zaplac")
+    assert page.status_code == 200
+    preview = client.post(f"/podatki/{taxpayer_id}/zaplac", data={"csrf_token": csrf_from(page.data), **form})
+    assert preview.status_code == 200, preview.data[:3000]
+    html = preview.data.decode()
+    fields = dict(re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)"', html))
+    installments = re.findall(r'<input type="hidden" name="installment" value="(\d+)"', html)
+    data = {**fields, "installment": installments}
+    return preview, data
+
+
+def test_resident_pays_all_arrears_and_the_page_tells_the_truth(runtime, client, logged_in, resident_with_arrears):
+    user, taxpayer, installment_ids = resident_with_arrears
+    logged_in(user)
+    today = today_warsaw()
+    with runtime.session_factory() as session:
+        before = account(session, taxpayer.id, today)
+    owed = before.zaleglosc + before.odsetki
+    assert before.zaleglosc == Decimal(1200) and before.odsetki > 0
+
+    preview, data = _start(client, taxpayer.id, mode="overdue")
+    assert "Zapłać " in preview.data.decode() and data["expected"] == str(owed)
+    started = client.post(f"/podatki/{taxpayer.id}/zaplac/start", data=data)
+    assert started.status_code == 303
+    reference = re.search(r"/platnosci/piaskownica/(PF-[0-9A-Z]+)", started.headers["Location"]).group(1)
+
+    # before the gateway confirms: pending, nothing posted, and the page says so
+    detail = client.get(f"/platnosci/{reference}/powrot")
+    assert "Czekamy na potwierdzenie" in detail.data.decode()
+    assert _postings(runtime, reference) == []
+
+    sandbox = client.get(f"/platnosci/piaskownica/{reference}")
+    paid = client.post(f"/platnosci/piaskownica/{reference}", data={"csrf_token": csrf_from(sandbox.data), "action": "pay"})
+    assert paid.status_code == 303
+    page = client.get(paid.headers["Location"]).data.decode()
+    assert "Płatność zaksięgowana" in page
+
+    postings = _postings(runtime, reference)
+    assert sum(a for k, a in postings if k == "wplata") == owed
+    assert sum(a for k, a in postings if k == "odsetki") == before.odsetki
+    with runtime.session_factory() as session:
+        after = account(session, taxpayer.id, today)
+        payment = session.scalars(sa.select(Payment).where(Payment.reference == reference)).one()
+        events = [(e.kind, e.to_state) for e in session.scalars(sa.select(PaymentEvent).where(PaymentEvent.payment_id == payment.id).order_by(PaymentEvent.id))]
+    assert after.zaleglosc == 0 and after.odsetki == 0 and after.nadplata == 0
+    assert payment.state == "confirmed" and payment.paid_on == today and payment.designation == installment_ids
+    assert events == [("created", "created"), ("registered", "pending"), ("state", "confirmed"), ("posted", None)]
+
+    mine = client.get("/platnosci/").data.decode()
+    assert reference in mine and "zapłacona" in mine
+    pdf = client.get(f"/platnosci/{reference}/potwierdzenie.pdf")
+    assert pdf.status_code == 200 and pdf.data.startswith(b"%PDF")
+
+
+def test_the_same_notification_three_times_and_out_of_order_posts_once(runtime, client, logged_in, resident_with_arrears):
+    user, taxpayer, installment_ids = resident_with_arrears
+    logged_in(user)
+    _preview, data = _start(client, taxpayer.id, mode="installments", installment=[str(installment_ids[2])])
+    started = client.post(f"/podatki/{taxpayer.id}/zaplac/start", data=data)
+    reference = started.headers["Location"].rsplit("/", 1)[1]
+    gateway = flows.configured_gateways(runtime)["sandbox"]
+    with runtime.session_factory() as session:
+        amount = session.scalars(sa.select(Payment.amount).where(Payment.reference == reference)).one()
+
+    def send(outcome):
+        headers, body = gateway.notification(reference, amount, outcome)
+        return client.post("/platnosci/powiadomienia/sandbox", data=body, headers=headers)
+
+    # a late "cancelled" after the confirmation must not undo it; the repeats change nothing
+    assert [send("confirmed").status_code for _ in range(3)] == [200, 200, 200]
+    assert send("cancelled").status_code == 200
+    with runtime.session_factory() as session:
+        payment = session.scalars(sa.select(Payment).where(Payment.reference == reference)).one()
+        assert payment.state == "confirmed"
+        assert session.scalar(sa.select(sa.func.count()).select_from(PaymentEvent).where(PaymentEvent.payment_id == payment.id, PaymentEvent.kind == "posted")) == 1
+    postings = _postings(runtime, reference)
+    assert sum(a for k, a in postings if k == "wplata") == amount
+    # the designated installment (art. 62 §1 OP) took the money, not the oldest
+    with runtime.session_factory() as session:
+        installments = set(session.scalars(sa.select(Posting.installment_id).where(Posting.payment_ref == reference, Posting.kind == "wplata")))
+    assert installments == {installment_ids[2]}
+
+
+def test_a_cancelled_payment_confirmed_later_is_posted(runtime, client, logged_in, resident_with_arrears):
+    user, taxpayer, _ids = resident_with_arrears
+    logged_in(user)
+    _preview, data = _start(client, taxpayer.id, mode="amount", amount="100,00")
+    reference = client.post(f"/podatki/{taxpayer.id}/zaplac/start", data=data).headers["Location"].rsplit("/", 1)[1]
+    gateway = flows.configured_gateways(runtime)["sandbox"]
+    for outcome in ("cancelled", "confirmed"):
+        headers, body = gateway.notification(reference, Decimal("100.00"), outcome)
+        assert client.post("/platnosci/powiadomienia/sandbox", data=body, headers=headers).status_code == 200
+    assert sum(a for k, a in _postings(runtime, reference) if k == "wplata") == Decimal("100.00")
+
+
+def test_bad_notifications_change_nothing(runtime, client, logged_in, resident_with_arrears, caplog):
+    user, taxpayer, _ids = resident_with_arrears
+    logged_in(user)
+    _preview, data = _start(client, taxpayer.id, mode="amount", amount="50")
+    reference = client.post(f"/podatki/{taxpayer.id}/zaplac/start", data=data).headers["Location"].rsplit("/", 1)[1]
+    gateway = flows.configured_gateways(runtime)["sandbox"]
+    headers, body = gateway.notification(reference, Decimal("50.00"), "confirmed")
+
+    forged = client.post("/platnosci/powiadomienia/sandbox", data=body.replace(b"50.00", b"5.00"), headers=headers)
+    assert forged.status_code == 403
+    assert "podpis" in caplog.text
+    assert client.post("/platnosci/powiadomienia/sandbox", data=b"{", headers={"Signature": gateway.sign(b"{")}).status_code == 400
+    unknown_headers, unknown_body = gateway.notification("PF-000000000000", Decimal("50.00"), "confirmed")
+    assert client.post("/platnosci/powiadomienia/sandbox", data=unknown_body, headers=unknown_headers).status_code == 200
+    assert "nieznanej płatności" in caplog.text
+    wrong_amount_headers, wrong_amount_body = gateway.notification(reference, Decimal("5.00"), "confirmed")
+    assert client.post("/platnosci/powiadomienia/sandbox", data=wrong_amount_body, headers=wrong_amount_headers).status_code == 200
+    assert client.post("/platnosci/powiadomienia/nieznana", data=body, headers=headers).status_code == 404
+    with runtime.session_factory() as session:
+        assert session.scalars(sa.select(Payment.state).where(Payment.reference == reference)).one() == "pending"
+    assert _postings(runtime, reference) == []
+
+
+def test_pressing_pay_twice_starts_one_payment(runtime, client, logged_in, resident_with_arrears):
+    user, taxpayer, _ids = resident_with_arrears
+    logged_in(user)
+    _preview, data = _start(client, taxpayer.id, mode="overdue")
+    first = client.post(f"/podatki/{taxpayer.id}/zaplac/start", data=data)
+    second = client.post(f"/podatki/{taxpayer.id}/zaplac/start", data=data)
+    assert first.status_code == 303 and second.status_code == 303
+    assert second.headers["Location"].endswith(first.headers["Location"].rsplit("/", 1)[1] )
+    with runtime.session_factory() as session:
+        assert session.scalar(sa.select(sa.func.count()).select_from(Payment)) == 1
+
+
+def test_bad_choices_get_polish_messages_and_store_nothing(runtime, client, logged_in, resident_with_arrears):
+    user, taxpayer, _ids = resident_with_arrears
+    logged_in(user)
+    page = client.get(f"/podatki/{taxpayer.id}/zaplac")
+    token = csrf_from(page.data)
+    for form, message in [({}, "Wybierz, co chcesz zapłacić"), ({"mode": "installments"}, "Zaznacz co najmniej jedną ratę"),
+                          ({"mode": "amount", "amount": "abc"}, "Wpisz kwotę"), ({"mode": "amount", "amount": "-5"}, "większa od zera"),
+                          ({"mode": "amount", "amount": "1,005"}, "dwa miejsca"), ({"mode": "installments", "installment": "999999"}, "Zaznacz")]:
+        response = client.post(f"/podatki/{taxpayer.id}/zaplac", data={"csrf_token": token, **form})
+        assert response.status_code == 400 and message in response.data.decode(), form
+    with runtime.session_factory() as session:
+        assert session.scalar(sa.select(sa.func.count()).select_from(Payment)) == 0
+
+
+def test_an_overpayment_stays_on_the_account_and_the_resident_sees_it(runtime, client, logged_in, resident_with_arrears):
+    user, taxpayer, _ids = resident_with_arrears
+    logged_in(user)
+    with runtime.session_factory() as session:
+        owed = account(session, taxpayer.id, today_warsaw())
+    total = owed.zaleglosc + owed.odsetki + sum((l.biezace for l in owed.liabilities), Decimal(0))
+    _preview, data = _start(client, taxpayer.id, mode="amount", amount=str(total + Decimal("150.00")))
+    assert "Nadpłata" in _preview.data.decode()
+    reference = client.post(f"/podatki/{taxpayer.id}/zaplac/start", data=data).headers["Location"].rsplit("/", 1)[1]
+    gateway = flows.configured_gateways(runtime)["sandbox"]
+    headers, body = gateway.notification(reference, total + Decimal("150.00"), "confirmed")
+    assert client.post("/platnosci/powiadomienia/sandbox", data=body, headers=headers).status_code == 200
+    with runtime.session_factory() as session:
+        assert account(session, taxpayer.id, today_warsaw()).nadplata == Decimal("150.00")
+    assert "Nadpłata" in client.get(f"/platnosci/{reference}").data.decode()
+
+
+def test_other_peoples_payments_are_not_shown(runtime, client, logged_in, create_user, resident_with_arrears):
+    user, taxpayer, _ids = resident_with_arrears
+    logged_in(user)
+    _preview, data = _start(client, taxpayer.id, mode="overdue")
+    reference = client.post(f"/podatki/{taxpayer.id}/zaplac/start", data=data).headers["Location"].rsplit("/", 1)[1]
+    other = create_user("resident")
+    from tests.conftest import login
+
+    fresh = client.application.test_client()
+    assert login(fresh, other).status_code == 302
+    assert fresh.get(f"/platnosci/{reference}").status_code == 403
+    assert fresh.get(f"/podatki/{taxpayer.id}/zaplac").status_code == 403
+    assert reference not in fresh.get("/platnosci/").data.decode()
+
+
+def test_concurrent_notifications_post_once(runtime, create_user, resident_with_arrears):
+    """Eight threads deliver the same confirmation at once: one confirms and posts, seven change nothing."""
+    user, taxpayer, _ids = resident_with_arrears
+    with transaction(runtime.session_factory) as session:
+        from platforma.payments import operations
+
+        payment, _ = operations.create_payment(session, taxpayer_id=taxpayer.id, user_id=user.id, gateway="sandbox",
+                                               amount=Decimal("321.00"), mode="amount", designation=[],
+                                               description="test", idempotency_key="k" * 20)
+        reference = payment.reference
+    gateway = flows.configured_gateways(runtime)["sandbox"]
+    headers, body = gateway.notification(reference, Decimal("321.00"), "confirmed")
+    answers, barrier = [], threading.Barrier(8)
+
+    def deliver():
+        barrier.wait()
+        answers.append(flows.handle_notification(runtime, "sandbox", headers, body, "127.0.0.1").status)
+
+    threads = [threading.Thread(target=deliver) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    # SQLite may answer "database is locked" to a racing writer: that is a 503, and the gateway retries
+    assert set(answers) <= {200, 503} and 200 in answers
+    while 503 in answers:
+        answers.remove(503)
+        answers.append(flows.handle_notification(runtime, "sandbox", headers, body, "127.0.0.1").status)
+    postings = _postings(runtime, reference)
+    # a payment's wplata lines (principal with the interest it settled) and nadplata add up to it
+    assert sum(a for k, a in postings if k in ("wplata", "nadplata")) == Decimal("321.00")
+    with runtime.session_factory() as session:
+        assert session.scalar(sa.select(sa.func.count()).select_from(PaymentEvent).where(PaymentEvent.kind == "posted")) == 1
+
+
+def test_payments_left_pending_are_expired_and_a_late_confirmation_still_wins(runtime, resident_with_arrears):
+    user, taxpayer, _ids = resident_with_arrears
+    from platforma.payments import operations
+
+    with transaction(runtime.session_factory) as session:
+        payment, _ = operations.create_payment(session, taxpayer_id=taxpayer.id, user_id=user.id, gateway="sandbox",
+                                               amount=Decimal("10.00"), mode="amount", designation=[],
+                                               description="test", idempotency_key="e" * 20)
+        reference = payment.reference
+    later = dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=5)
+    assert flows.reconcile_pending(runtime, now=later)["expired"] == 1
+    assert flows.reconcile_pending(runtime, now=later)["expired"] == 0
+    gateway = flows.configured_gateways(runtime)["sandbox"]
+    headers, body = gateway.notification(reference, Decimal("10.00"), "confirmed")
+    assert flows.handle_notification(runtime, "sandbox", headers, body, "127.0.0.1").status == 200
+    with runtime.session_factory() as session:
+        assert session.scalars(sa.select(Payment.state).where(Payment.reference == reference)).one() == "confirmed"
+    assert _postings(runtime, reference)

@@ -1,0 +1,235 @@
+"""Importing bank statements on both databases: matching, posting once, the unmatched queue, refusals.
+
+The statements are camt.053.001.02 documents written here, entry by entry, the way Polish banks send
+them for a gmina's collection account: each credit names the individual account it was paid to
+(TxDtls/RltdPties/CdtrAcct), or only a title.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+from decimal import Decimal
+
+import pytest
+import sqlalchemy as sa
+from click.testing import CliRunner
+
+from platforma.core.audit import AuditEntry
+from platforma.core.db import transaction
+from platforma.payments import operations, reconciliation
+from platforma.payments.models import BankStatement, Payment, StatementLine
+from platforma.payments.queries import virtual_layout
+from platforma.taxes import operations as tax_ops
+from platforma.taxes.models import Decision, Posting
+from platforma.taxes.queries import account
+from tests.conftest import csrf_from
+
+D = dt.date
+GMINA_NRB = "49909000042001000000001234"
+PAYMENTS = {"gateways": ["sandbox"], "virtual_accounts": {"enabled": True, "sort_code": "90900004", "fixed": "2001"}}
+
+
+@pytest.fixture
+def settings(settings_factory, database_url):
+    return settings_factory(database_url, payments=PAYMENTS)
+
+
+def camt053(entries, *, opening="1000.00", closing=None, statement_id="WYC-2026-0042", account=GMINA_NRB):
+    """entries: (amount "12.34", credit bool, title, account_credited NRB or "", counterparty)."""
+    total = Decimal(opening) + sum((Decimal(a) if c else -Decimal(a)) for a, c, *_ in entries)
+    closing = closing if closing is not None else f"{total:.2f}"
+    rows = []
+    for n, (amount, credit, title, credited, who) in enumerate(entries, 1):
+        party = (f"<Dbtr><Nm>{who}</Nm></Dbtr><DbtrAcct><Id><IBAN>PL61109010140000071219812874</IBAN></Id></DbtrAcct>"
+                 + (f"<CdtrAcct><Id><IBAN>PL{credited}</IBAN></Id></CdtrAcct>" if credited else "")) if credit else \
+                f"<Cdtr><Nm>{who}</Nm></Cdtr>"
+        rows.append(f"""<Ntry><Amt Ccy="PLN">{amount}</Amt><CdtDbtInd>{'CRDT' if credit else 'DBIT'}</CdtDbtInd><Sts>BOOK</Sts>
+<BookgDt><Dt>2026-11-20</Dt></BookgDt><ValDt><Dt>2026-11-20</Dt></ValDt><AcctSvcrRef>REF{n:06d}</AcctSvcrRef>
+<BkTxCd><Prtry><Cd>TRF</Cd></Prtry></BkTxCd>
+<NtryDtls><TxDtls><Refs><AcctSvcrRef>REF{n:06d}</AcctSvcrRef></Refs><AmtDtls><TxAmt><Amt Ccy="PLN">{amount}</Amt></TxAmt></AmtDtls>
+<RltdPties>{party}</RltdPties><RmtInf><Ustrd>{title}</Ustrd></RmtInf></TxDtls></NtryDtls></Ntry>""")
+    return f"""<?xml version="1.0" encoding="UTF-8"?>
+<Document xmlns="urn:iso:std:iso:20022:tech:xsd:camt.053.001.02"><BkToCstmrStmt>
+<GrpHdr><MsgId>MSG1</MsgId><CreDtTm>2026-11-21T06:00:00</CreDtTm></GrpHdr>
+<Stmt><Id>{statement_id}</Id><ElctrncSeqNb>42</ElctrncSeqNb><CreDtTm>2026-11-21T06:00:00</CreDtTm>
+<Acct><Id><IBAN>PL{account}</IBAN></Id><Ccy>PLN</Ccy></Acct>
+<Bal><Tp><CdOrPrtry><Cd>OPBD</Cd></CdOrPrtry></Tp><Amt Ccy="PLN">{opening}</Amt><CdtDbtInd>CRDT</CdtDbtInd><Dt><Dt>2026-11-20</Dt></Dt></Bal>
+<Bal><Tp><CdOrPrtry><Cd>CLBD</Cd></CdOrPrtry></Tp><Amt Ccy="PLN">{closing}</Amt><CdtDbtInd>CRDT</CdtDbtInd><Dt><Dt>2026-11-20</Dt></Dt></Bal>
+{''.join(rows)}
+</Stmt></BkToCstmrStmt></Document>""".encode()
+
+
+@pytest.fixture
+def gmina(runtime, create_taxpayer, create_user):
+    """Four taxpayers with a 2026 liability each; one resident's payment already confirmed online."""
+    people = [create_taxpayer() for _ in range(3)] + [create_taxpayer("legal")]
+    user = create_user("resident")
+    with transaction(runtime.session_factory) as session:
+        for n, taxpayer in enumerate(people):
+            decision = Decision(number=f"FN.3120.{n + 1}.2026", document_type="decyzja", year=2026, issued_on=D(2026, 2, 1),
+                                delivered_on=D(2026, 2, 10), source="local", source_key=f"D{n}")
+            tax_ops.assess_liability(
+                session, tax_kind="nieruchomosci", payer_type=taxpayer.kind, year=2026, amount=Decimal(400),
+                parties=[(taxpayer.id, "principal")], installments=[(D(2026, 3, 16), Decimal(200)), (D(2026, 5, 15), Decimal(200))],
+                booked_on=D(2026, 2, 10), source="local", source_key=f"L{n}", decision=decision, description="Podatek 2026")
+        payment, _ = operations.create_payment(session, taxpayer_id=people[0].id, user_id=user.id, gateway="sandbox",
+                                               amount=Decimal("99.00"), mode="amount", designation=[], description="t",
+                                               idempotency_key="g" * 20)
+        assert operations.move(session, payment, "confirmed", "gateway", paid_on=D(2026, 11, 19))
+        operations.post_confirmed(session, payment)
+        reference = payment.reference
+    return people, reference
+
+
+def _import(runtime, data, name="wyciag.xml"):
+    with transaction(runtime.session_factory) as session:
+        return reconciliation.import_statement(session, data, file_name=name, layout=virtual_layout(runtime.settings))
+
+
+def _posted(runtime, taxpayer_id):
+    with runtime.session_factory() as session:
+        return session.scalar(sa.select(sa.func.coalesce(sa.func.sum(Posting.amount), 0)).where(
+            Posting.taxpayer_id == taxpayer_id, Posting.kind.in_(("wplata", "nadplata")), Posting.source == "bank"))
+
+
+def test_credits_are_matched_posted_once_and_the_rest_waits(runtime, gmina):
+    people, reference = gmina
+    layout = virtual_layout(runtime.settings)
+    data = camt053([
+        ("150.00", True, "podatek od nieruchomosci", layout.account_for(people[0].id), "JAN KOWALSKI"),
+        ("200.00", True, "FN.3120.2.2026 rata 1", "", "ANNA NOWAK"),
+        ("210.50", True, f"podatek {people[2].pesel}", "", "PIOTR WIŚNIEWSKI"),
+        ("400.00", True, f"NIP {people[3].nip[:3]}-{people[3].nip[3:6]}-{people[3].nip[6:8]}-{people[3].nip[8:]} podatek", "", "FIRMA SP. Z O.O."),
+        ("99.00", True, f"Wyplata Przelewy24 {reference}", "", "PayPro SA"),
+        ("35.00", True, "za smieci", "", "KTOS NIEZNANY"),
+        ("12.00", False, "oplata bankowa", "", "BANK"),
+    ])
+    result = _import(runtime, data)
+    assert (result.entries, result.matched, result.gateway, result.unmatched, result.debits) == (7, 4, 1, 1, 1)
+    assert result.posted_total == Decimal("960.50") and result.unmatched_total == Decimal("35.00")
+    assert [_posted(runtime, p.id) for p in people] == [Decimal("150.00"), Decimal("200.00"), Decimal("210.50"), Decimal("400.00")]
+    with runtime.session_factory() as session:
+        how = dict(session.execute(sa.select(StatementLine.sequence, StatementLine.matched_by)).all())
+        # the gateway's payout was posted when the gateway confirmed: not again
+        assert session.scalar(sa.select(sa.func.count()).select_from(Posting).where(Posting.payment_ref == reference, Posting.kind == "wplata")) >= 1
+        assert session.scalar(sa.select(sa.func.count()).select_from(Posting).where(Posting.source == "bank", Posting.payment_ref.like("W%"))) >= 4
+        statement = session.scalars(sa.select(BankStatement)).one()
+    assert how == {1: "account", 2: "decision", 3: "pesel", 4: "nip", 5: "payment", 6: "", 7: ""}
+    assert statement.entries == 7 and statement.closing == Decimal("1000.00") + Decimal("1094.50") - Decimal("12.00")
+
+    # the same file again, or the same statement in another file: nothing changes
+    again = _import(runtime, data, name="kopia.xml")
+    assert again.statements == 0 and again.entries == 0 and again.already_imported == ["WYC-2026-0042 42"]
+    assert [_posted(runtime, p.id) for p in people] == [Decimal("150.00"), Decimal("200.00"), Decimal("210.50"), Decimal("400.00")]
+
+
+def test_a_file_that_does_not_add_up_changes_nothing(runtime, gmina):
+    people, _reference = gmina
+    layout = virtual_layout(runtime.settings)
+    data = camt053([("150.00", True, "x", layout.account_for(people[0].id), "A")], closing="9999.99")
+    with pytest.raises(reconciliation.ImportRefused) as refused:
+        _import(runtime, data)
+    assert "saldo" in str(refused.value).lower()
+    for bad in (data[:len(data) // 2], b"<!DOCTYPE x [<!ENTITY a 'b'>]>" + data[38:], b"\xff\xfe garbage"):
+        with pytest.raises(reconciliation.ImportRefused):
+            _import(runtime, bad)
+    with runtime.session_factory() as session:
+        assert session.scalar(sa.select(sa.func.count()).select_from(BankStatement)) == 0
+        assert session.scalar(sa.select(sa.func.count()).select_from(StatementLine)) == 0
+    assert _posted(runtime, people[0].id) == 0
+
+
+def test_clerk_assigns_or_returns_unmatched_credits(runtime, app, client, logged_in, create_user, gmina):
+    people, _reference = gmina
+    _import(runtime, camt053([("35.00", True, "za smieci", "", "KTOS"), ("20.00", True, "pomylka", "", "INNY")]))
+    clerk = create_user("clerk")
+    logged_in(clerk)
+    queue = client.get("/urzad/platnosci/wyciagi/nieprzypisane")
+    assert queue.status_code == 200 and "za smieci" in queue.data.decode()
+    with runtime.session_factory() as session:
+        first, second = session.scalars(sa.select(StatementLine.id).order_by(StatementLine.sequence)).all()
+    page = client.get(f"/urzad/platnosci/wyciagi/pozycje/{first}")
+    token = csrf_from(page.data)
+    missing = client.post(f"/urzad/platnosci/wyciagi/pozycje/{first}", data={"csrf_token": token, "a-taxpayer": str(people[1].id), "a-reason": "", "a-submit": "1"})
+    assert missing.status_code == 400 and "Podaj podstawę" in missing.data.decode()
+    nobody = client.post(f"/urzad/platnosci/wyciagi/pozycje/{first}", data={"csrf_token": token, "a-taxpayer": "999999", "a-reason": "telefon", "a-submit": "1"})
+    assert nobody.status_code == 400 and "Nie ma podatnika" in nobody.data.decode()
+    assert _posted(runtime, people[1].id) == 0
+    done = client.post(f"/urzad/platnosci/wyciagi/pozycje/{first}", data={"csrf_token": token, "a-taxpayer": str(people[1].id), "a-reason": "telefon od wpłacającej 21.11", "a-submit": "1"})
+    assert done.status_code == 303
+    assert _posted(runtime, people[1].id) == Decimal("35.00")
+    returned = client.post(f"/urzad/platnosci/wyciagi/pozycje/{second}", data={"csrf_token": token, "r-return_reason": "wpłata nie dotyczy gminy", "r-return_submit": "1"})
+    assert returned.status_code == 303
+    with runtime.session_factory() as session:
+        statuses = dict(session.execute(sa.select(StatementLine.id, StatementLine.status)).all())
+        actions = set(session.scalars(sa.select(AuditEntry.action).where(AuditEntry.action.like("payments.%"))))
+    assert statuses == {first: "assigned", second: "returned"}
+    assert {"payments.statement_line_assigned", "payments.statement_line_returned"} <= actions
+    # a second assignment of the same line is refused
+    again = client.post(f"/urzad/platnosci/wyciagi/pozycje/{first}", data={"csrf_token": token, "a-taxpayer": str(people[2].id), "a-reason": "x", "a-submit": "1"})
+    assert again.status_code in (200, 400) and _posted(runtime, people[2].id) == 0
+
+
+def test_upload_page_refuses_a_bad_file_in_polish(runtime, client, logged_in, create_user, gmina):
+    clerk = create_user("clerk")
+    logged_in(clerk)
+    page = client.get("/urzad/platnosci/wyciagi")
+    import io
+
+    bad = camt053([("10.00", True, "x", "", "A")], closing="1.00")
+    response = client.post("/urzad/platnosci/wyciagi", data={"csrf_token": csrf_from(page.data), "file": (io.BytesIO(bad), "zly.xml")},
+                           content_type="multipart/form-data")
+    assert response.status_code == 400 and "Wyciąg odrzucony, nic nie zaksięgowano" in response.data.decode()
+    good = camt053([("10.00", True, "x", "", "A")])
+    response = client.post("/urzad/platnosci/wyciagi", data={"csrf_token": csrf_from(page.data), "file": (io.BytesIO(good), "dobry.xml")},
+                           content_type="multipart/form-data")
+    assert response.status_code == 200 and "Do przypisania: 1" in response.data.decode()
+    with runtime.session_factory() as session:
+        assert session.scalar(sa.select(sa.func.count()).select_from(BankStatement)) == 1
+
+
+def test_daily_report_lists_gateway_and_bank_payments(runtime, client, logged_in, create_user, gmina):
+    people, reference = gmina
+    layout = virtual_layout(runtime.settings)
+    _import(runtime, camt053([("150.00", True, "x", layout.account_for(people[0].id), "A")]))
+    clerk = create_user("clerk")
+    logged_in(clerk)
+    csv_text = client.get("/urzad/platnosci/raport?dzien=2026-11-20&format=csv").data.decode("utf-8-sig")
+    assert csv_text.splitlines()[0] == "zrodlo;numer;dzien_zaplaty;kwota;podatnik;pesel_nip;szczegoly"
+    assert ";2026-11-20;150.00;" in csv_text
+    gateway_day = client.get("/urzad/platnosci/raport?dzien=2026-11-19&format=csv").data.decode("utf-8-sig")
+    assert reference in gateway_day and "99.00" in gateway_day
+    pdf = client.get("/urzad/platnosci/raport?dzien=2026-11-20&format=pdf")
+    assert pdf.status_code == 200 and pdf.data.startswith(b"%PDF")
+    assert client.get("/urzad/platnosci/raport?dzien=20-11-2026").status_code == 400
+
+
+def test_commands_parse_and_import_statements(runtime, database_url, tmp_path, gmina, monkeypatch):
+    from platforma.cli import cli
+    from platforma.instance import render_config
+
+    people, _reference = gmina
+    config = tmp_path / "gmina.toml"
+    config.write_text(render_config({"va_enabled": "true"}).replace('url = "sqlite:///platforma.sqlite3"', f'url = "{database_url}"'), encoding="utf-8")
+    monkeypatch.setenv("PLATFORMA_CONFIG", str(config))
+    layout = virtual_layout(runtime.settings)
+    statement = tmp_path / "wyciag.xml"
+    statement.write_bytes(camt053([("150.00", True, "podatek", layout.account_for(people[0].id), "JAN")]))
+    parsed = CliRunner().invoke(cli, ["payments", "parse-statement", str(statement)])
+    assert parsed.exit_code == 0, parsed.output
+    data = json.loads(parsed.output)
+    assert data["statements"][0]["opening"] == "1000.00" and data["statements"][0]["closing"] == "1150.00"
+    entry = data["statements"][0]["entries"][0]
+    assert entry["amount"] == "150.00" and entry["credit"] is True and entry["account_credited"] == layout.account_for(people[0].id)
+    imported = CliRunner().invoke(cli, ["payments", "import-statement", str(statement)])
+    assert imported.exit_code == 0, imported.output
+    assert json.loads(imported.output)["matched"] == 1
+    again = CliRunner().invoke(cli, ["payments", "import-statement", str(statement)])
+    assert json.loads(again.output)["matched"] == 0
+    assert _posted(runtime, people[0].id) == Decimal("150.00")
+    broken = tmp_path / "zly.xml"
+    broken.write_bytes(b"<Document>")
+    failed = CliRunner().invoke(cli, ["payments", "import-statement", str(broken)])
+    assert failed.exit_code == 1 and "nic nie zaksięgowano" in failed.output
+    account_cmd = CliRunner().invoke(cli, ["payments", "virtual-account", "--taxpayer", str(people[0].id)])
+    assert json.loads(account_cmd.output)["nrb"] == layout.account_for(people[0].id)
