@@ -132,7 +132,7 @@ def handle_notification(runtime: Runtime, gateway_id: str, headers: Mapping[str,
                 Payment.reference == report.reference, Payment.gateway == gateway_id)).one_or_none()
             if payment is None:
                 log.warning("bramka %s: powiadomienie o nieznanej płatności %s", gateway_id, report.reference)
-                return gateway.acknowledge(None, True)
+                return gateway.acknowledge(report, True)
             expected, state = payment.amount, payment.state
         if report.outcome == "confirmed" and state != "confirmed":
             try:

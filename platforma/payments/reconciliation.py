@@ -84,7 +84,7 @@ def import_statement(
     matcher = Matcher(session, layout)
     statement: BankStatement | None = None
     skipping = False
-    pending: list[tuple[StatementLine, Entry]] = []
+    pending: list[Entry] = []
     try:
         for item in iter_statement(stream, max_bytes=max_bytes):
             if isinstance(item, StatementHeader):
@@ -105,20 +105,14 @@ def import_statement(
                 if skipping or statement is None:
                     continue
                 result.entries += 1
-                line = StatementLine(
-                    statement_id=statement.id, sequence=item.sequence, booking_date=item.booking_date,
-                    value_date=item.value_date, amount=item.amount, credit=item.credit,
-                    counterparty=item.counterparty[:300], counterparty_account=item.counterparty_account[:34],
-                    title=item.title[:500], account_credited=item.account_credited[:34],
-                    bank_reference=item.bank_reference[:80], status="unmatched")
-                pending.append((line, item))
+                pending.append(item)
                 if len(pending) >= _BATCH:
-                    _settle(session, matcher, pending, result)
+                    _settle(session, matcher, statement.id, pending, result)
                     pending = []
             elif isinstance(item, StatementEnd):
-                if pending:
-                    _settle(session, matcher, pending, result)
-                    pending = []
+                if pending and statement is not None:
+                    _settle(session, matcher, statement.id, pending, result)
+                pending = []
                 if statement is not None:
                     statement.closing = item.closing
                     statement.closing_date = item.closing_date
@@ -152,29 +146,51 @@ class _Hashing:
         return getattr(self.inner, name)
 
 
-def _settle(session: Session, matcher: Matcher, batch: list[tuple[StatementLine, Entry]], result: ImportResult) -> None:
-    """Match a batch of lines (a few queries for the whole batch), store them, post the matched ones."""
-    matches = matcher.match([entry for _line, entry in batch])
-    for (line, entry), match in zip(batch, matches):
+def _settle(session: Session, matcher: Matcher, statement_id: int, batch: list[Entry], result: ImportResult) -> None:
+    """Match a batch of entries (a few queries for the whole batch), store them, post the matched ones
+    with `post_payments_batch`: the same postings as `post_line` line by line, in a few queries."""
+    matches = matcher.match(batch)
+    lines = []
+    for entry, match in zip(batch, matches):
+        line = dict(
+            statement_id=statement_id, sequence=entry.sequence, booking_date=entry.booking_date,
+            value_date=entry.value_date, amount=entry.amount, credit=entry.credit,
+            counterparty=entry.counterparty[:300], counterparty_account=entry.counterparty_account[:34],
+            title=entry.title[:500], account_credited=entry.account_credited[:34],
+            bank_reference=entry.bank_reference[:80], status="unmatched", matched_by="", taxpayer_id=None,
+            payment_id=None, payment_ref=None, resolved_by_id=None, resolved_at=None, note="")
         if not entry.credit:
-            line.status = "debit"
+            line["status"] = "debit"
             result.debits += 1
         elif match.payment_id is not None:
-            line.status, line.matched_by, line.payment_id, line.taxpayer_id = "gateway", "payment", match.payment_id, match.taxpayer_id
+            line.update(status="gateway", matched_by="payment", payment_id=match.payment_id, taxpayer_id=match.taxpayer_id)
             result.gateway += 1
         elif match.taxpayer_id is not None:
-            line.status, line.matched_by, line.taxpayer_id = "matched", match.how, match.taxpayer_id
+            line.update(status="matched", matched_by=match.how, taxpayer_id=match.taxpayer_id)
             result.matched += 1
             result.posted_total += entry.amount
         else:
-            line.status, line.note = "unmatched", match.note
+            line.update(status="unmatched", note=match.note)
             result.unmatched += 1
             result.unmatched_total += entry.amount
-    session.add_all([line for line, _entry in batch])
-    session.flush()
-    for line, _entry in batch:
-        if line.status == "matched":
-            post_line(session, line)
+        lines.append(line)
+    session.execute(sa.insert(StatementLine), lines)
+    matched = [line for line in lines if line["status"] == "matched"]
+    if not matched:
+        return
+    # a matched line's posting reference is "W" + its id (as `post_line` sets it)
+    first, last = batch[0].sequence, batch[-1].sequence
+    in_batch = sa.and_(StatementLine.statement_id == statement_id, StatementLine.sequence.between(first, last))
+    ids = dict(session.execute(sa.select(StatementLine.sequence, StatementLine.id).where(
+        in_batch, StatementLine.status == "matched")).all())
+    session.execute(sa.update(StatementLine).where(in_batch, StatementLine.status == "matched")
+                    .values(payment_ref=sa.literal("W") + sa.cast(StatementLine.id, sa.String))
+                    .execution_options(synchronize_session=False))
+    tax_operations.post_payments_batch(session, [
+        tax_operations.PaymentToPost(
+            taxpayer_id=line["taxpayer_id"], amount=line["amount"], paid_on=line["value_date"] or line["booking_date"],
+            payment_ref=f"W{ids[line['sequence']]}", source="bank", origin="system")
+        for line in matched])
 
 
 def post_line(session: Session, line: StatementLine, *, created_by_id: int | None = None, reason: str = "") -> None:

@@ -192,8 +192,9 @@ def pay_start(taxpayer_id: int):
     commit(db())  # the intent is stored before the gateway hears of it
     started = flows.register_with_gateway(
         runtime(), payment_id, email=g.user.email,
-        return_url=url_for("payments.returned", reference=reference, _external=True),
-        notify_url=url_for("payments.webhook", gateway_id=gateway, _external=True),
+        # the public address from the configuration, not the request's Host: the gateway must reach it
+        return_url=runtime().settings.server.base_url + url_for("payments.returned", reference=reference),
+        notify_url=runtime().settings.server.base_url + url_for("payments.webhook", gateway_id=gateway),
         customer_ip=client_ip())
     db().expire_all()
     if started.redirect_url:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 
 import os
+import socket
 import threading
 from typing import Any, Callable, Iterator
 
@@ -62,13 +63,20 @@ def live_mail(live_server):
 def live_server(tmp_path_factory) -> Iterator[str]:
     """The app on a migrated SQLite instance with the demo loaded, served on 127.0.0.1; yields the base URL."""
     instance = tmp_path_factory.mktemp("browser-instance")
-    settings = base_settings(instance, f"sqlite:///{instance / 'platforma.sqlite3'}")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    # the configured public address is the server's own: gateways' redirects and return links use it
+    settings = base_settings(
+        instance, f"sqlite:///{instance / 'platforma.sqlite3'}", server={"base_url": f"http://127.0.0.1:{port}"},
+        payments={"gateways": ["sandbox"], "virtual_accounts": {"enabled": True, "sort_code": "90900004", "fixed": "2001"}},
+    )
     runtime = Runtime.from_settings(settings)
     upgrade(runtime.engine)
     with transaction(runtime.session_factory) as session:
         load_demo(session)
     app = create_app(runtime=runtime)
-    server = make_server("127.0.0.1", 0, app, threaded=True)
+    server = make_server("127.0.0.1", port, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, name="live-server", daemon=True)
     thread.start()
     global LIVE_MAIL_DIR

@@ -289,3 +289,51 @@ def test_payments_left_pending_are_expired_and_a_late_confirmation_still_wins(ru
     with runtime.session_factory() as session:
         assert session.scalars(sa.select(Payment.state).where(Payment.reference == reference)).one() == "confirmed"
     assert _postings(runtime, reference)
+
+
+def _deliver_in_process(settings_data, headers, body, start_at):
+    """One process delivering a notification: its own engine and connections, like a gunicorn worker."""
+    import time as _time
+
+    from platforma.config import settings_from_dict
+    from platforma.core.runtime import Runtime
+
+    runtime = Runtime.from_settings(settings_from_dict(settings_data))
+    while _time.time() < start_at:
+        _time.sleep(0.001)
+    try:
+        return flows.handle_notification(runtime, "sandbox", headers, body, "127.0.0.1").status
+    finally:
+        runtime.engine.dispose()
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_notifications_in_separate_processes_post_once(runtime, settings, resident_with_arrears):
+    """Six worker processes receive the same confirmation at the same moment (PostgreSQL)."""
+    import multiprocessing
+    import time
+
+    user, taxpayer, _ids = resident_with_arrears
+    from platforma.payments import operations
+
+    with transaction(runtime.session_factory) as session:
+        payment, _ = operations.create_payment(session, taxpayer_id=taxpayer.id, user_id=user.id, gateway="sandbox",
+                                               amount=Decimal("654.32"), mode="amount", designation=[],
+                                               description="test", idempotency_key="p" * 20)
+        reference = payment.reference
+    headers, body = flows.configured_gateways(runtime)["sandbox"].notification(reference, Decimal("654.32"), "confirmed")
+    data = settings.model_dump(mode="json")
+    data["instance_dir"] = settings.instance_dir
+    start_at = time.time() + 3
+    with multiprocessing.get_context("spawn").Pool(6) as pool:
+        answers = pool.starmap(_deliver_in_process, [(data, headers, body, start_at)] * 6)
+    assert answers == [200] * 6
+    postings = _postings(runtime, reference)
+    assert sum(a for k, a in postings if k in ("wplata", "nadplata")) == Decimal("654.32")
+    with runtime.session_factory() as session:
+        payment_id = session.scalars(sa.select(Payment.id).where(Payment.reference == reference)).one()
+        assert session.scalar(sa.select(sa.func.count()).select_from(PaymentEvent).where(
+            PaymentEvent.payment_id == payment_id, PaymentEvent.kind == "posted")) == 1
+        assert session.scalar(sa.select(sa.func.count()).select_from(PaymentEvent).where(
+            PaymentEvent.payment_id == payment_id, PaymentEvent.to_state == "confirmed")) == 1

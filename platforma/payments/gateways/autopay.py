@@ -229,8 +229,6 @@ class Autopay(PaymentGateway):
 
     def acknowledge(self, report: GatewayReport | None, accepted: bool) -> HttpAnswer:
         if report is None:
-            # an unknown payment: base.py gives us no orderID to sign a confirmation with, so Autopay
-            # will send this ITN again until it gives up
             return HttpAnswer(200, b"nieznana transakcja")
         body = confirmation_xml(self.options.service_id, report.reference, accepted,
                                 self.options.shared_key.get_secret_value(), self.options.separator,

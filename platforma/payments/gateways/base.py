@@ -114,7 +114,8 @@ class PaymentGateway(Plugin):
 
     def acknowledge(self, report: GatewayReport | None, accepted: bool) -> HttpAnswer:
         """The webhook's answer once the core has recorded the report (accepted) or could not (a
-        temporary failure: 503 so the gateway retries). `report` is None for an unknown payment."""
+        temporary failure: 503 so the gateway retries). An unknown payment is accepted too (logged):
+        the gateway must stop sending it."""
         if accepted:
             return HttpAnswer(200, b"OK")
         return HttpAnswer(503, b"retry")

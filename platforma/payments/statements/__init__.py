@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import codecs
 import os
-from typing import Any, BinaryIO, Iterator
+from typing import Any, BinaryIO
+from collections.abc import Iterator
 
 from platforma.payments.statements.camt import iter_camt
 from platforma.payments.statements.common import money_str, open_source

@@ -3,7 +3,8 @@
 Field :86: comes in three shapes:
 - structured, subfields marked "~NN" (PKO BP, ING), "^NN" (Pekao), "<NN" (Millennium) or "?NN"
   (German style): ~20..~25 title, ~32/~33 counterparty name (~27..~29 where a bank puts it there),
-  ~62..~64 its address, ~30 + ~31 or ~38 its account; PKO fills an empty subfield with byte 0xFF;
+  ~62..~63 its address (Pekao puts amounts in ^64), ~30 + ~31 or ~38 its account; PKO fills an empty
+  subfield with byte 0xFF;
 - free text with ";"-separated "KEY: value" parts (mBank: "Z RACH.:", "OD:", "NA RACH.:", "DLA:", "TYT.:");
 - anything else, taken whole as the title.
 
@@ -20,7 +21,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal, InvalidOperation
-from typing import Iterator
+from collections.abc import Iterator
 
 from platforma.payments.statements.common import (
     CHUNK_SIZE,

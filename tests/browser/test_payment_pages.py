@@ -1,0 +1,104 @@
+"""Paying in a real browser: the resident chooses, checks the allocation, pays in the demo's sandbox and
+comes back to a page that tells the truth; the transfer page with its QR code; the clerk's statement
+pages. axe-core on every page, on a desktop and on a 375 px phone."""
+from __future__ import annotations
+
+import io
+import re
+
+import pytest
+
+from tests.browser.helpers import DESKTOP, PHONE, RESIDENT, Tab, log_in
+from tests.browser.test_tax_pages import no_horizontal_scroll, resident_liability, tables_scroll_inside_their_box  # noqa: F401
+
+pytestmark = pytest.mark.browser
+
+
+def _own_account(tab: Tab) -> str:
+    tab.goto("/podatki/")
+    link = tab.page.locator(".pf-card").first.get_by_role("link", name=re.compile("Zobacz konto"))
+    return re.search(r"/podatki/(\d+)/", link.get_attribute("href")).group(1)
+
+
+@pytest.mark.parametrize("viewport", ["desktop", "phone"])
+def test_resident_pays_online_and_by_transfer(open_tab, resident_liability, viewport):
+    phone = viewport == "phone"
+    tab = open_tab(viewport=PHONE, is_mobile=True, has_touch=True) if phone else open_tab(viewport=DESKTOP)
+
+    def look(label: str) -> None:
+        tab.check(f"płatności: {label} ({viewport})")
+        if phone:
+            no_horizontal_scroll(tab)
+        tables_scroll_inside_their_box(tab)
+
+    log_in(tab, RESIDENT.email, RESIDENT.password)
+    taxpayer_id = _own_account(tab)
+    tab.goto(f"/podatki/{taxpayer_id}/zaplac")
+    assert tab.page.locator("h1").inner_text() == "Zapłać online"
+    look("wybór")
+
+    # a wrong amount: the error summary, its link to the field, nothing started
+    tab.page.get_by_label("Inna kwota").check()
+    tab.page.get_by_label("Kwota w złotych").fill("dwadzieścia")
+    tab.submit(tab.page.get_by_role("button", name=re.compile("Dalej")), status=400)
+    summary = tab.page.locator(".govuk-error-summary")
+    assert "Wpisz kwotę w złotych" in summary.inner_text()
+    assert tab.page.title().startswith("Błąd:")
+    look("zła kwota")
+    summary.get_by_role("link").first.click()
+    assert tab.page.evaluate("document.activeElement.id") == "amount"
+
+    tab.page.get_by_label("Inna kwota").check()
+    tab.page.get_by_label("Kwota w złotych").fill("25,50")
+    tab.submit(tab.page.get_by_role("button", name=re.compile("Dalej")))
+    assert tab.page.locator("h1").inner_text() == "Sprawdź płatność"
+    assert "25,50" in tab.page.locator("main").inner_text()
+    look("podgląd")
+
+    tab.submit(tab.page.get_by_role("button", name=re.compile("Zapłać 25,50")))
+    assert tab.path.startswith("/platnosci/piaskownica/PF-")
+    reference = tab.path.rsplit("/", 1)[1]
+    look("piaskownica")
+    tab.submit(tab.page.get_by_role("button", name="Zapłać", exact=True))
+    assert tab.path == f"/platnosci/{reference}/powrot"
+    assert tab.page.locator("h1").inner_text() == "Płatność zaksięgowana"
+    look("zaksięgowana")
+
+    tab.page.get_by_role("navigation", name="Menu główne").get_by_role("link", name="Moje płatności").click()
+    tab.page.wait_for_load_state("load")
+    assert reference in tab.page.locator("main").inner_text()
+    look("moje płatności")
+
+    tab.goto(f"/podatki/{taxpayer_id}/przelew")
+    assert tab.page.locator("h1").inner_text() == "Dane do przelewu"
+    assert tab.page.locator("svg.pf-qr").count() == 1
+    assert re.search(r"\d\d \d{4} \d{4} \d{4} \d{4} \d{4} \d{4}", tab.page.locator("main").inner_text())
+    look("przelew")
+
+
+def test_clerk_imports_a_statement_and_assigns_a_credit(open_tab, clerk_cookies):
+    from tests.integration.test_payments_statements import camt053
+
+    tab = open_tab(viewport=DESKTOP, storage_state=clerk_cookies)
+    tab.goto("/urzad/platnosci/wyciagi")
+    assert tab.page.locator("h1").inner_text() == "Wyciągi bankowe"
+    tab.check("urząd: wyciągi")
+    statement = camt053([("42.00", True, "wplata bez danych", "", "JAN NIEZNANY")], statement_id="PRZEGLADARKA-1")
+    tab.page.get_by_label(re.compile("Plik wyciągu")).set_input_files(
+        files=[{"name": "wyciag.xml", "mimeType": "application/xml", "buffer": statement}])
+    tab.submit(tab.page.get_by_role("button", name="Wczytaj wyciąg"))
+    assert "Do przypisania: 1" in tab.page.locator("main").inner_text()
+    tab.check("urząd: wyciąg wczytany")
+    tab.page.get_by_role("link", name=re.compile("Wpłaty czekające na przypisanie")).click()
+    tab.page.wait_for_load_state("load")
+    tab.check("urząd: nieprzypisane")
+    tab.page.get_by_role("link", name=re.compile("Przypisz wpłatę 42,00")).first.click()
+    tab.page.wait_for_load_state("load")
+    tab.check("urząd: pozycja wyciągu")
+    tab.submit(tab.page.get_by_role("button", name="Przypisz i zaksięguj"), status=400)
+    assert tab.page.locator(".govuk-error-summary").is_visible()
+    tab.check("urząd: pozycja wyciągu, błąd")
+    tab.goto("/urzad/platnosci/")
+    tab.check("urząd: płatności online")
+    tab.goto("/urzad/platnosci/raport")
+    tab.check("urząd: raport dzienny")
