@@ -186,10 +186,13 @@ def plugins() -> None:
 def plugins_list() -> None:
     import platforma.accounts.identity  # noqa: F401
     from platforma.core.registry import registry
+    from platforma.payments.gateways import load_built_in
 
+    load_built_in()
     settings = load_settings()
+    enabled = {"local", *settings.plugins.enabled, *settings.payments.gateways}
     for plugin in registry.all():
-        state = "włączona" if plugin.id in settings.plugins.enabled or plugin.id == "local" else "wyłączona"
+        state = "włączona" if plugin.id in enabled else "wyłączona"
         click.echo(f"{plugin.id:<20} {plugin.kind:<18} {state:<10} {plugin.name}")
 
 
@@ -197,10 +200,12 @@ def plugins_list() -> None:
 def plugins_check() -> None:
     import platforma.accounts.identity  # noqa: F401
     from platforma.core.registry import registry
+    from platforma.payments.gateways import load_built_in
 
+    load_built_in()
     settings = load_settings()
     failed = False
-    for plugin_id in ["local", *settings.plugins.enabled]:
+    for plugin_id in dict.fromkeys(["local", *settings.plugins.enabled, *settings.payments.gateways]):
         try:
             result = registry.instantiate(plugin_id, settings.plugins.options.get(plugin_id, {})).check_config()
         except Exception as exc:  # reported, not raised: the administrator needs the message

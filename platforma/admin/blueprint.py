@@ -154,7 +154,7 @@ def plugins():
     settings = runtime().settings
     rows = []
     for plugin in registry.all():
-        enabled = plugin.id in settings.plugins.enabled or plugin.id == "local"
+        enabled = plugin.id in settings.plugins.enabled or plugin.id in settings.payments.gateways or plugin.id == "local"
         result = None
         if enabled:
             try:

@@ -10,6 +10,7 @@ from platforma.accounts import operations as account_ops
 from platforma.accounts.models import User
 from platforma.core.db import utcnow
 from platforma.demo.people import businesses, people
+from platforma.demo.payments import load_demo_payments
 from platforma.demo.taxes import load_demo_taxes
 from platforma.taxes.models import Taxpayer
 
@@ -93,6 +94,7 @@ def load_demo(session: Session) -> dict[str, int]:
         account_ops.link_taxpayer(session, user=resident, taxpayer=taxpayer, relation=relation, granted_by=clerk, note=note)
         created["links"] += 1
     created.update(load_demo_taxes(session))
+    created.update(load_demo_payments(session))
     return created
 
 

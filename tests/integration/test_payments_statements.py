@@ -16,6 +16,7 @@ from click.testing import CliRunner
 
 from platforma.core.audit import AuditEntry
 from platforma.core.db import transaction
+from platforma.demo.statement import camt053 as demo_camt053
 from platforma.payments import operations, reconciliation
 from platforma.payments.models import BankStatement, Payment, StatementLine
 from platforma.payments.queries import virtual_layout
@@ -36,27 +37,7 @@ def settings(settings_factory, database_url):
 
 def camt053(entries, *, opening="1000.00", closing=None, statement_id="WYC-2026-0042", account=GMINA_NRB):
     """entries: (amount "12.34", credit bool, title, account_credited NRB or "", counterparty)."""
-    total = Decimal(opening) + sum((Decimal(a) if c else -Decimal(a)) for a, c, *_ in entries)
-    closing = closing if closing is not None else f"{total:.2f}"
-    rows = []
-    for n, (amount, credit, title, credited, who) in enumerate(entries, 1):
-        party = (f"<Dbtr><Nm>{who}</Nm></Dbtr><DbtrAcct><Id><IBAN>PL61109010140000071219812874</IBAN></Id></DbtrAcct>"
-                 + (f"<CdtrAcct><Id><IBAN>PL{credited}</IBAN></Id></CdtrAcct>" if credited else "")) if credit else \
-                f"<Cdtr><Nm>{who}</Nm></Cdtr>"
-        rows.append(f"""<Ntry><Amt Ccy="PLN">{amount}</Amt><CdtDbtInd>{'CRDT' if credit else 'DBIT'}</CdtDbtInd><Sts>BOOK</Sts>
-<BookgDt><Dt>2026-11-20</Dt></BookgDt><ValDt><Dt>2026-11-20</Dt></ValDt><AcctSvcrRef>REF{n:06d}</AcctSvcrRef>
-<BkTxCd><Prtry><Cd>TRF</Cd></Prtry></BkTxCd>
-<NtryDtls><TxDtls><Refs><AcctSvcrRef>REF{n:06d}</AcctSvcrRef></Refs><AmtDtls><TxAmt><Amt Ccy="PLN">{amount}</Amt></TxAmt></AmtDtls>
-<RltdPties>{party}</RltdPties><RmtInf><Ustrd>{title}</Ustrd></RmtInf></TxDtls></NtryDtls></Ntry>""")
-    return f"""<?xml version="1.0" encoding="UTF-8"?>
-<Document xmlns="urn:iso:std:iso:20022:tech:xsd:camt.053.001.02"><BkToCstmrStmt>
-<GrpHdr><MsgId>MSG1</MsgId><CreDtTm>2026-11-21T06:00:00</CreDtTm></GrpHdr>
-<Stmt><Id>{statement_id}</Id><ElctrncSeqNb>42</ElctrncSeqNb><CreDtTm>2026-11-21T06:00:00</CreDtTm>
-<Acct><Id><IBAN>PL{account}</IBAN></Id><Ccy>PLN</Ccy></Acct>
-<Bal><Tp><CdOrPrtry><Cd>OPBD</Cd></CdOrPrtry></Tp><Amt Ccy="PLN">{opening}</Amt><CdtDbtInd>CRDT</CdtDbtInd><Dt><Dt>2026-11-20</Dt></Dt></Bal>
-<Bal><Tp><CdOrPrtry><Cd>CLBD</Cd></CdOrPrtry></Tp><Amt Ccy="PLN">{closing}</Amt><CdtDbtInd>CRDT</CdtDbtInd><Dt><Dt>2026-11-20</Dt></Dt></Bal>
-{''.join(rows)}
-</Stmt></BkToCstmrStmt></Document>""".encode()
+    return demo_camt053(entries, account=account, opening=opening, closing=closing, statement_id=statement_id)
 
 
 @pytest.fixture

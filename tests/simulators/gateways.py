@@ -22,6 +22,7 @@ so that a mistake on one side cannot hide the same mistake on the other.
 from __future__ import annotations
 
 import argparse
+from abc import ABC, abstractmethod
 import html
 import importlib
 import json
@@ -92,7 +93,7 @@ def grosze_of(amount: Decimal | str | int) -> int:
     return int(value * 100)
 
 
-class GatewaySimulator:
+class GatewaySimulator(ABC):
     """The shared machinery: a threaded server, call counts, injected faults, the payer's page,
     notification delivery and the control API tests use."""
 
@@ -160,8 +161,9 @@ class GatewaySimulator:
 
     # -- WSGI ------------------------------------------------------------------------------------
 
+    @abstractmethod
     def rules(self) -> Iterable[Rule]:
-        raise NotImplementedError
+        """The gateway's URL map."""
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
         request = Request(environ)
@@ -273,8 +275,9 @@ class GatewaySimulator:
     def _mark(self, txn: dict[str, Any], outcome: str) -> None:
         txn["outcome"] = outcome
 
+    @abstractmethod
     def _build_notification(self, txn: dict[str, Any]) -> tuple[dict[str, str], bytes] | None:
-        raise NotImplementedError
+        """The signed notification of a transaction's outcome, or None where the gateway sends none."""
 
     def _notify_url_of(self, txn: dict[str, Any]) -> str | None:
         return self.notify_url or txn.get("notify_url")

@@ -9,8 +9,4 @@ BUILT_IN = ("sandbox", "przelewy24", "payu", "paynow", "autopay")
 def load_built_in() -> None:
     """Register the built-in gateways (each module registers its plugin on import)."""
     for name in BUILT_IN:
-        try:
-            importlib.import_module(f"platforma.payments.gateways.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"platforma.payments.gateways.{name}":
-                raise
+        importlib.import_module(f"platforma.payments.gateways.{name}")

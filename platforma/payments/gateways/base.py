@@ -6,6 +6,7 @@ the database and never commits; its HTTP calls are made outside any transaction.
 """
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -90,20 +91,20 @@ class HttpAnswer:
     content_type: str = "text/plain; charset=utf-8"
 
 
-class PaymentGateway(Plugin):
+class PaymentGateway(Plugin, ABC):
     kind: ClassVar[str] = "PaymentGateway"
     #: notifications are authenticated by a signature; where a gateway signs nothing, by source address
     #: (`allowed_sources` option)
 
+    @abstractmethod
     def register(self, request: PaymentRequest) -> Registration:
         """Register the payment with the gateway (an HTTP call). Raises GatewayUnavailable or
         GatewayRejected."""
-        raise NotImplementedError
 
+    @abstractmethod
     def parse_notification(self, headers: Mapping[str, str], body: bytes, remote_addr: str) -> GatewayReport:
         """Authenticate and read one notification. Raises InvalidSignature (nothing is trusted before
         this passes) or MalformedNotification. Makes no HTTP call."""
-        raise NotImplementedError
 
     def confirm(self, report: GatewayReport, expected_amount: Decimal) -> GatewayReport:
         """Called for a notification that reports money paid, before the core records it as confirmed.
