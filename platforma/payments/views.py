@@ -292,20 +292,21 @@ def mine():
 @bp.get("/<reference>")
 @requires(Permission.RESIDENT_AREA)
 def detail(reference: str):
-    payment = _payment_for_user(reference)
-    lines = queries.allocation_of(db(), payment.reference) if payment.state == "confirmed" else []
-    return render_template("payments/detail.html", payment=payment, lines=lines,
-                           names=_liability_names(lines), returned=False)
+    return _detail(reference, returned=False)
 
 
 @bp.get("/<reference>/powrot")
 @requires(Permission.RESIDENT_AREA)
 def returned(reference: str):
     """Where the gateway sends the resident back: the state as we know it, never the gateway's word."""
+    return _detail(reference, returned=True)
+
+
+def _detail(reference: str, returned: bool):
     payment = _payment_for_user(reference)
     lines = queries.allocation_of(db(), payment.reference) if payment.state == "confirmed" else []
-    return render_template("payments/detail.html", payment=payment, lines=lines,
-                           names=_liability_names(lines), returned=True)
+    return render_template("payments/detail.html", payment=payment, lines=lines, names=_liability_names(lines),
+                           returned=returned)
 
 
 @bp.get("/<reference>/potwierdzenie.pdf")

@@ -9,10 +9,20 @@ import re
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
+from typing import Annotated
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 from lxml import etree
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    IPvAnyNetwork,
+    SecretStr,
+    field_validator,
+)
 
 from platforma.payments.gateways.base import (
     GatewayRejected,
@@ -169,3 +179,32 @@ def checked_base_url(value: str) -> str:
     if parts.query or parts.fragment:
         raise ValueError("adres bramki nie może zawierać parametrów ani fragmentu")
     return value
+
+
+def _non_blank(value: SecretStr) -> SecretStr:
+    if not value.get_secret_value().strip():
+        raise ValueError("klucz nie może być pusty")
+    return value
+
+
+#: a key from the gateway's panel: never shown, never empty
+Key = Annotated[SecretStr, AfterValidator(_non_blank)]
+
+
+class GatewayOptions(BaseModel):
+    """What every gateway's options share: its address (https, except on this machine) and the networks
+    its notifications may come from (empty: any; the signature is checked all the same)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    base_url: str
+    allowed_sources: list[IPvAnyNetwork] = Field(default_factory=list)
+
+    @field_validator("base_url")
+    @classmethod
+    def _base_url(cls, value: str) -> str:
+        return checked_base_url(value)
+
+
+class HttpGatewayOptions(GatewayOptions):
+    timeout_seconds: float = Field(default=15, gt=0, le=120)

@@ -20,19 +20,16 @@ from urllib.parse import parse_qs, urlencode
 from lxml import etree
 from pydantic import (
     BaseModel,
-    ConfigDict,
     Field,
-    IPvAnyNetwork,
-    SecretStr,
-    field_validator,
 )
 
 from platforma.core.registry import CheckResult, registry
 from platforma.payments.gateways._signing import (
+    GatewayOptions,
+    Key,
     amount_text,
     bounded,
     check_source,
-    checked_base_url,
     local_to_utc,
     parse_amount_text,
     parse_xml,
@@ -93,31 +90,15 @@ def confirmation_xml(service_id: str, order_id: str, confirmed: bool, shared_key
 
 # -- the plugin ------------------------------------------------------------------------------------
 
-class AutopayOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class AutopayOptions(GatewayOptions):
     #: the service id (ServiceID) Autopay gave the gmina
     service_id: str = Field(pattern=r"^\d{1,12}$")
     #: the shared key (klucz współdzielony) of the service
-    shared_key: SecretStr
+    shared_key: Key
     base_url: str = "https://pay.autopay.eu"
     #: as configured for the service in Autopay's panel
     hash_algorithm: Literal["sha256", "sha512"] = "sha256"
     separator: str = Field(default="|", min_length=1, max_length=1)
-    #: Autopay's ITN networks; when set, notifications from elsewhere are refused
-    allowed_sources: list[IPvAnyNetwork] = Field(default_factory=list)
-
-    @field_validator("base_url")
-    @classmethod
-    def _base_url(cls, value: str) -> str:
-        return checked_base_url(value)
-
-    @field_validator("shared_key")
-    @classmethod
-    def _not_blank(cls, value: SecretStr) -> SecretStr:
-        if not value.get_secret_value().strip():
-            raise ValueError("klucz nie może być pusty")
-        return value
 
 
 @registry.register

@@ -23,19 +23,15 @@ from urllib.parse import quote
 
 from pydantic import (
     BaseModel,
-    ConfigDict,
-    Field,
-    IPvAnyNetwork,
-    SecretStr,
-    field_validator,
 )
 
 from platforma.core.registry import CheckResult, registry
 from platforma.payments.gateways._http import GatewayHttp
 from platforma.payments.gateways._signing import (
+    HttpGatewayOptions,
+    Key,
     bounded,
     check_source,
-    checked_base_url,
     header,
     local_to_utc,
     same_secret_text,
@@ -89,29 +85,12 @@ def request_signature_v3(signature_key: str, api_key: str, idempotency_key: str,
 
 # -- the plugin ------------------------------------------------------------------------------------
 
-class PaynowOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class PaynowOptions(HttpGatewayOptions):
     #: "Klucz dostępu do API" from the panel
-    api_key: SecretStr
+    api_key: Key
     #: "Klucz obliczania podpisu" from the panel
-    signature_key: SecretStr
+    signature_key: Key
     base_url: str = "https://api.paynow.pl"
-    timeout_seconds: float = Field(default=15, gt=0, le=120)
-    #: Paynow's notification networks; when set, notifications from elsewhere are refused
-    allowed_sources: list[IPvAnyNetwork] = Field(default_factory=list)
-
-    @field_validator("base_url")
-    @classmethod
-    def _base_url(cls, value: str) -> str:
-        return checked_base_url(value)
-
-    @field_validator("api_key", "signature_key")
-    @classmethod
-    def _not_blank(cls, value: SecretStr) -> SecretStr:
-        if not value.get_secret_value().strip():
-            raise ValueError("klucz nie może być pusty")
-        return value
 
 
 @registry.register

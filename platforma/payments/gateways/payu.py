@@ -19,19 +19,16 @@ from urllib.parse import quote, quote_plus
 
 from pydantic import (
     BaseModel,
-    ConfigDict,
     Field,
-    IPvAnyNetwork,
-    SecretStr,
-    field_validator,
 )
 
 from platforma.core.registry import CheckResult, registry
 from platforma.payments.gateways._http import GatewayHttp
 from platforma.payments.gateways._signing import (
+    HttpGatewayOptions,
+    Key,
     bounded,
     check_source,
-    checked_base_url,
     from_grosze,
     header,
     local_to_utc,
@@ -129,32 +126,15 @@ def form_signature(data: Mapping[str, str], signature_key: str, pos_id: str, alg
 
 # -- the plugin ------------------------------------------------------------------------------------
 
-class PayUOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class PayUOptions(HttpGatewayOptions):
     #: point of sale id (pos_id / merchantPosId)
     pos_id: str = Field(pattern=r"^\d{1,12}$")
     #: "Drugi klucz (MD5)": the notifications' signature key
-    second_key: SecretStr
+    second_key: Key
     #: OAuth client_id (usually equal to pos_id)
     client_id: str = Field(min_length=1, max_length=64)
-    client_secret: SecretStr
+    client_secret: Key
     base_url: str = "https://secure.payu.com"
-    timeout_seconds: float = Field(default=15, gt=0, le=120)
-    #: PayU's published notification networks; when set, notifications from elsewhere are refused
-    allowed_sources: list[IPvAnyNetwork] = Field(default_factory=list)
-
-    @field_validator("base_url")
-    @classmethod
-    def _base_url(cls, value: str) -> str:
-        return checked_base_url(value)
-
-    @field_validator("second_key", "client_secret")
-    @classmethod
-    def _not_blank(cls, value: SecretStr) -> SecretStr:
-        if not value.get_secret_value().strip():
-            raise ValueError("klucz nie może być pusty")
-        return value
 
 
 @registry.register

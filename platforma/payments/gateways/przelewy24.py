@@ -18,19 +18,16 @@ from urllib.parse import quote
 
 from pydantic import (
     BaseModel,
-    ConfigDict,
     Field,
-    IPvAnyNetwork,
-    SecretStr,
-    field_validator,
 )
 
 from platforma.core.registry import CheckResult, registry
 from platforma.payments.gateways._http import GatewayHttp
 from platforma.payments.gateways._signing import (
+    HttpGatewayOptions,
+    Key,
     bounded,
     check_source,
-    checked_base_url,
     from_grosze,
     local_to_utc,
     same_secret_text,
@@ -106,33 +103,16 @@ def refund_notification_sign(notification: Mapping[str, object], crc: str) -> st
 
 # -- the plugin ------------------------------------------------------------------------------------
 
-class Przelewy24Options(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class Przelewy24Options(HttpGatewayOptions):
     #: merchant id (ID sprzedawcy)
     merchant_id: int = Field(gt=0)
     #: shop id (ID sklepu); Przelewy24 uses the merchant id when the shop has none of its own
     pos_id: int | None = Field(default=None, gt=0)
     #: the CRC key from the panel: the signatures' secret
-    crc: SecretStr
+    crc: Key
     #: the API key (klucz do raportów / secret id): HTTP Basic password with pos_id as the user
-    api_key: SecretStr
+    api_key: Key
     base_url: str = "https://secure.przelewy24.pl"
-    timeout_seconds: float = Field(default=15, gt=0, le=120)
-    #: Przelewy24's published notification networks; when set, notifications from elsewhere are refused
-    allowed_sources: list[IPvAnyNetwork] = Field(default_factory=list)
-
-    @field_validator("base_url")
-    @classmethod
-    def _base_url(cls, value: str) -> str:
-        return checked_base_url(value)
-
-    @field_validator("crc", "api_key")
-    @classmethod
-    def _not_blank(cls, value: SecretStr) -> SecretStr:
-        if not value.get_secret_value().strip():
-            raise ValueError("klucz nie może być pusty")
-        return value
 
     @property
     def effective_pos_id(self) -> int:
