@@ -252,3 +252,33 @@ def test_a_server_killed_between_the_gateways_confirmation_and_our_commit(
     payment, posted, events = _ledger(runtime, reference)
     assert payment.state == "confirmed" and posted == Decimal("77.00") and events == 1
     assert simulator.transaction(reference)["verified"]
+
+
+@pytest.mark.parametrize("gateway_setup", ["przelewy24"], indirect=True)
+def test_the_reconciliation_job_asks_the_gateway_about_a_payment_whose_notification_never_came(
+        gateway_setup, runtime, resident_with_arrears):  # noqa: F811
+    """The payer paid, but the notification never reached us (our server was down): the job asks
+    Przelewy24, verifies the transaction and posts it, once."""
+    import datetime as dt
+
+    from platforma.payments import operations
+    from platforma.payments.flows import reconcile_pending, register_with_gateway
+
+    gateway, simulator, _settings = gateway_setup
+    user, taxpayer, _ids = resident_with_arrears
+    with transaction(runtime.session_factory) as session:
+        payment, _ = operations.create_payment(session, taxpayer_id=taxpayer.id, user_id=user.id, gateway=gateway,
+                                               amount=Decimal("88.00"), mode="amount", designation=[],
+                                               description="test", idempotency_key="r" * 20)
+        payment_id, reference = payment.id, payment.reference
+    unreachable = f"http://127.0.0.1:{_free_port()}/platnosci/powiadomienia/{gateway}"
+    assert register_with_gateway(runtime, payment_id, email="a@example.com", return_url="http://127.0.0.1/x",
+                                 notify_url=unreachable, customer_ip="127.0.0.1").redirect_url
+    assert simulator.pay(reference) is None  # nobody answered
+    later = dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=3)
+    counts = reconcile_pending(runtime, now=later)
+    assert counts["asked"] == 1 and counts["confirmed"] == 1
+    assert reconcile_pending(runtime, now=later)["asked"] == 0
+    payment, posted, events = _ledger(runtime, reference)
+    assert payment.state == "confirmed" and posted == Decimal("88.00") and events == 1
+    assert simulator.transaction(reference)["verified"]

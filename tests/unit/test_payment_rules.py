@@ -114,3 +114,23 @@ def test_bad_qr_input_is_refused_in_polish(kwargs, message):
               "recipient": "Gmina", "title": "x", **kwargs}
     with pytest.raises(ValueError, match=message):
         zbp_qr_payload(**values)
+
+
+def test_qr_command_prints_the_payload_first_and_writes_the_image(tmp_path):
+    from click.testing import CliRunner
+
+    from platforma.cli import cli
+
+    image = tmp_path / "kod.png"
+    result = CliRunner().invoke(cli, ["payments", "qr", "--nip", "1234567890", "--account", "92124012340001567890123456",
+                                      "--amount", "12.00", "--name", "Odbiorca 1", "--title", "FV 1234/34/2012",
+                                      "--png", str(image)])
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[0] == "1234567890|PL|92124012340001567890123456|001200|Odbiorca 1|FV 1234/34/2012|||"
+    assert image.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    big = CliRunner().invoke(cli, ["payments", "qr", "--account", "92124012340001567890123456", "--amount", "12000",
+                                   "--name", "Gmina", "--title", "podatek"])
+    assert big.exit_code == 0 and big.output.splitlines()[0].split("|")[3] == "000000"
+    assert "przekracza 9999,99 zł" in big.output
+    bad = CliRunner().invoke(cli, ["payments", "qr", "--account", "123", "--name", "G", "--title", "t"])
+    assert bad.exit_code != 0 and "NRB" in bad.output and "Traceback" not in bad.output
