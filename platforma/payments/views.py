@@ -309,6 +309,17 @@ def _detail(reference: str, returned: bool):
                            returned=returned)
 
 
+@bp.get("/powrot")
+@requires(Permission.RESIDENT_AREA)
+def returned_by_query():
+    """The return address set once in a gateway's panel (Autopay sends ?ServiceID=..&OrderID=..&Hash=..):
+    the page of the payment it names. Nothing in the query is trusted beyond choosing the page."""
+    reference = (request.args.get("OrderID") or request.args.get("reference") or "").strip()
+    if not reference or len(reference) > 32:
+        abort(404)
+    return redirect(url_for("payments.returned", reference=reference), 303)
+
+
 @bp.get("/<reference>/potwierdzenie.pdf")
 @requires(Permission.RESIDENT_AREA)
 def confirmation_pdf(reference: str):

@@ -128,6 +128,9 @@ def test_each_gateway_end_to_end(gateway_setup, runtime, app, client, logged_in,
             assert simulator.transaction(reference)["verified"]
         page = client.get(f"/platnosci/{reference}/powrot").data.decode()
         assert "Płatność zaksięgowana" in page
+        if gateway == "autopay":  # the panel's one return address, with the order in the query
+            back = client.get(f"/platnosci/powrot?ServiceID=123456&OrderID={reference}&Hash=x")
+            assert back.status_code == 303 and back.headers["Location"].endswith(f"/platnosci/{reference}/powrot")
 
 
 @pytest.mark.parametrize("gateway_setup", ["przelewy24"], indirect=True)
