@@ -81,7 +81,8 @@ def demo_load() -> None:
         raise click.ClickException("to nie jest instancja demonstracyjna (demo = false w gmina.toml); dane przykładowe nie zostały wczytane")
     with transaction(runtime.session_factory) as session:
         created = load_demo(session)
-    click.echo(f"Dane demonstracyjne: nowi podatnicy {created['taxpayers']}, nowe konta {created['accounts']}, nowe powiązania {created['links']}, nowe zobowiązania {created['liabilities']}")
+    click.echo(f"Dane demonstracyjne: nowi podatnicy {created['taxpayers']}, nowe konta {created['accounts']}, nowe powiązania {created['links']}, nowe zobowiązania {created['liabilities']}, "
+               f"pozycje wyciągu bankowego {created['statement_entries']}")
 
 
 @demo.command("logins", help="Wypisz konta demonstracyjne i aktualne kody TOTP.")
