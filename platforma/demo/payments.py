@@ -16,16 +16,19 @@ LAYOUT = VirtualAccountLayout(DEMO_VALUES["va_sort_code"], DEMO_VALUES["va_fixed
 
 
 def load_demo_payments(session: Session) -> dict[str, int]:
-    keys = ["P00003", "P00004", "P00005", "P00006", "P00007"]
+    keys = ["P00003", "P00004", "P00005", "P00006"]
     found = dict(session.execute(sa.select(Taxpayer.source_key, Taxpayer.id).where(
         Taxpayer.source == "demo", Taxpayer.source_key.in_(keys))).all())
     if len(found) < len(keys):
         return {"statement_entries": 0}
     pesel = session.scalar(sa.select(Taxpayer.pesel).where(Taxpayer.id == found["P00006"]))
+    # a decision naming one payer, of someone not credited above
     decision = session.scalar(
         sa.select(Decision.number).join(Liability, Liability.decision_id == Decision.id)
         .join(LiabilityParty, LiabilityParty.liability_id == Liability.id)
-        .where(LiabilityParty.taxpayer_id == found["P00007"], LiabilityParty.role == "principal").limit(1))
+        .where(LiabilityParty.role == "principal", LiabilityParty.taxpayer_id.not_in(found.values()))
+        .group_by(Decision.id, Decision.number).having(sa.func.count(sa.distinct(LiabilityParty.taxpayer_id)) == 1)
+        .order_by(Decision.id).limit(1))
     lines = [
         ("250.00", True, "podatek od nieruchomości rata", LAYOUT.account_for(found["P00003"]), "ANNA NOWAK"),
         ("120.00", True, "opłata za odpady", LAYOUT.account_for(found["P00004"]), "PIOTR WIŚNIEWSKI"),

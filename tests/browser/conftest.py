@@ -51,7 +51,7 @@ def live_mail(live_server):
         for path in sorted(LIVE_MAIL_DIR.glob("*.eml"), key=lambda p: p.stat().st_mtime):
             message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
             if message["To"] == address:
-                found += re.findall(r"http://localhost(/\S+)", message.get_content())
+                found += re.findall(r"http://127\.0\.0\.1:\d+(/\S+)", message.get_content())
         return found
 
     return links_to
