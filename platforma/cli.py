@@ -234,11 +234,13 @@ def serve(host: str, port: int) -> None:
 
 def _mount_module_commands() -> None:
     """Each module mounts its own command group."""
+    from platforma.esign.cli import esign
     from platforma.payments.cli import payments
     from platforma.taxes.cli import taxes
 
     cli.add_command(taxes)
     cli.add_command(payments)
+    cli.add_command(esign)
 
 
 _mount_module_commands()

@@ -245,6 +245,11 @@ class Payments(_Section):
     virtual_accounts: VirtualAccounts = Field(default_factory=VirtualAccounts)
 
 
+class Esign(_Section):
+    #: PEM bundle of trusted issuers (national qualified CAs, the trusted-profile seal); relative to the instance
+    trust_anchors: str = ""
+
+
 class Settings(_Section):
     #: a demonstration instance: allows loading the demo data
     demo: bool = False
@@ -256,6 +261,7 @@ class Settings(_Section):
     security: Security = Field(default_factory=Security)
     plugins: Plugins = Field(default_factory=Plugins)
     payments: Payments = Field(default_factory=Payments)
+    esign: Esign = Field(default_factory=Esign)
     #: directory of the instance (the folder holding gmina.toml); not read from the file
     instance_dir: str = Field(default="instance", exclude=True)
 

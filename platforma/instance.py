@@ -105,6 +105,11 @@ sort_code = "{va_sort_code}"
 fixed = "{va_fixed}"
 payer_check_digit = false
 
+[esign]
+# plik PEM z certyfikatami zaufanych wystawców podpisów (kwalifikowane centra certyfikacji, pieczęć profilu
+# zaufanego); ścieżka względem katalogu instancji; pusty = żaden podpis nie zostanie uznany za zaufany
+trust_anchors = ""
+
 [plugins]
 # identyfikatory włączonych wtyczek (platforma plugins list)
 enabled = []

@@ -1,0 +1,27 @@
+"""Electronic signatures: verifying XAdES-signed letters (issue 5, part 3).
+
+The names below are loaded on first use, so that mounting ``platforma esign`` does not import signxml and
+cryptography into every command.
+"""
+from __future__ import annotations
+
+import importlib
+
+_EXPORTS = {
+    "DEFAULT_MAX_BYTES": "platforma.esign.parsing",
+    "SignatureError": "platforma.esign.parsing",
+    "Signer": "platforma.esign.trust",
+    "TrustAnchorError": "platforma.esign.trust",
+    "load_trust_anchors": "platforma.esign.trust",
+    "ReferenceReport": "platforma.esign.verify",
+    "VerificationReport": "platforma.esign.verify",
+    "verify_document": "platforma.esign.verify",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
