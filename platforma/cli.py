@@ -31,8 +31,8 @@ def init(directory: Path, demo: bool) -> None:
 
     try:
         config = create_instance(directory, demo=demo)
-    except FileExistsError:
-        raise click.ClickException(f"instancja już istnieje: {directory / 'gmina.toml'} (nic nie zmieniono)")
+    except FileExistsError as exc:  # gmina.toml, or the seal files of an earlier init
+        raise click.ClickException(f"instancja już istnieje: {exc} (nic nie zmieniono)")
     settings = load_settings(config)
     runtime = Runtime.from_settings(settings)
     upgrade(runtime.engine)

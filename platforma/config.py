@@ -248,6 +248,10 @@ class Payments(_Section):
 class Esign(_Section):
     #: PEM bundle of trusted issuers (national qualified CAs, the trusted-profile seal); relative to the instance
     trust_anchors: str = ""
+    #: the office's electronic seal for receipts (UPO): PEM private key and certificate (chain), relative to
+    #: the instance; both or neither, checked at load (the files exist and the key matches the certificate)
+    seal_key: str = ""
+    seal_certificate: str = ""
 
 
 class Settings(_Section):
@@ -364,6 +368,13 @@ def load_settings(path: str | os.PathLike[str] | None = None, environ: dict[str,
 
 def settings_from_dict(data: dict[str, Any], source: str | None = None) -> Settings:
     try:
-        return Settings.model_validate(data)
+        settings = Settings.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(_polish_errors(exc), source) from None
+    if settings.esign.seal_key or settings.esign.seal_certificate:
+        from platforma.esign.seal import seal_problems  # reads files: only when a seal is configured
+
+        problems = seal_problems(settings)
+        if problems:
+            raise ConfigError(problems, source)
+    return settings

@@ -109,6 +109,13 @@ payer_check_digit = false
 # plik PEM z certyfikatami zaufanych wystawców podpisów (kwalifikowane centra certyfikacji, pieczęć profilu
 # zaufanego); ścieżka względem katalogu instancji; pusty = żaden podpis nie zostanie uznany za zaufany
 trust_anchors = ""
+# pieczęć elektroniczna urzędu, którą platforma opatruje urzędowe poświadczenia przedłożenia (UPO):
+# klucz prywatny i certyfikat PEM (ścieżki względem katalogu instancji; oba albo żaden).
+# platforma init tworzy samopodpisaną pieczęć DEWELOPERSKĄ (seal-key.pem, seal-cert.pem): w produkcji
+# zastąp ją kwalifikowaną pieczęcią elektroniczną urzędu. Polecenie platforma esign verify ufa
+# wystawcom z trust_anchors oraz samemu certyfikatowi pieczęci wskazanemu tutaj.
+seal_key = "{seal_key}"
+seal_certificate = "{seal_certificate}"
 
 [plugins]
 # identyfikatory włączonych wtyczek (platforma plugins list)
@@ -143,18 +150,30 @@ DEMO_VALUES = {
 DEMO_OVERRIDES = {"demo": "true", "gateways": '["sandbox"]', "va_enabled": "true"}
 
 
+def _merged(values: dict[str, str] | None) -> dict[str, str]:
+    return {**DEMO_VALUES, "demo": "false", "gateways": "[]", "va_enabled": "false", "seal_key": "",
+            "seal_certificate": "", **(values or {})}
+
+
 def render_config(values: dict[str, str] | None = None) -> str:
-    merged = {**DEMO_VALUES, "demo": "false", "gateways": "[]", "va_enabled": "false", **(values or {})}
+    merged = _merged(values)
     merged["secret_key"] = secrets.token_urlsafe(48)
     return TEMPLATE.format(**merged)
 
 
 def create_instance(directory: Path, *, demo: bool) -> Path:
-    """Write DIR/gmina.toml; refuses to overwrite an existing configuration."""
+    """Write DIR/gmina.toml and a development seal; refuses to overwrite an existing configuration."""
+    from platforma.esign.seal import create_development_seal
+
     directory.mkdir(parents=True, exist_ok=True)
     config = directory / "gmina.toml"
     if config.exists():
         raise FileExistsError(str(config))
-    config.write_text(render_config(DEMO_OVERRIDES if demo else None), encoding="utf-8")
+    values = dict(DEMO_OVERRIDES if demo else {})
+    merged = _merged(values)
+    key, certificate = create_development_seal(directory, office_name=merged["office_name"],
+                                               gmina_name=merged["name"], nip=merged["nip"])
+    values.update(seal_key=key.name, seal_certificate=certificate.name)
+    config.write_text(render_config(values), encoding="utf-8")
     config.chmod(0o600)  # it holds the secret key and passwords
     return config

@@ -1,4 +1,4 @@
-"""Electronic signatures: verifying XAdES-signed letters (issue 5, part 3).
+"""Electronic signatures: verifying XAdES-signed letters and sealing the office's receipts (issue 5, parts 3-4).
 
 The names below are loaded on first use, so that mounting ``platforma esign`` does not import signxml and
 cryptography into every command.
@@ -13,6 +13,11 @@ _EXPORTS = {
     "Signer": "platforma.esign.trust",
     "TrustAnchorError": "platforma.esign.trust",
     "load_trust_anchors": "platforma.esign.trust",
+    "Seal": "platforma.esign.seal",
+    "SealError": "platforma.esign.seal",
+    "configured_trust_anchors": "platforma.esign.seal",
+    "load_seal": "platforma.esign.seal",
+    "seal_xml": "platforma.esign.seal",
     "ReferenceReport": "platforma.esign.verify",
     "VerificationReport": "platforma.esign.verify",
     "verify_document": "platforma.esign.verify",
