@@ -150,7 +150,16 @@ def handle_notification(runtime: Runtime, gateway_id: str, headers: Mapping[str,
         log.error("bramka %s: płatność %s: błąd bazy danych, bramka ponowi: %s", gateway_id, report.reference, exc)
         return gateway.acknowledge(report, False)
     except sa.exc.IntegrityError as exc:
-        # a racing twin committed first (unique postings or transaction id): the twin's work stands
+        # a racing twin committed first (unique postings or transaction id): the twin's work stands.
+        # Anything else (another payment holds this transaction id) must not be acknowledged: the
+        # gateway would never send it again and the money would be lost to the ledger
+        with transaction(runtime.session_factory) as session:
+            state = session.scalar(sa.select(Payment.state).where(
+                Payment.reference == report.reference, Payment.gateway == gateway_id))
+        if report.outcome == "confirmed" and state != "confirmed":
+            log.error("bramka %s: płatność %s: nie zapisano potwierdzenia (%s), bramka ponowi: %s", gateway_id,
+                      report.reference, exc.orig.__class__.__name__, exc.orig)
+            return gateway.acknowledge(report, False)
         log.info("bramka %s: płatność %s: równoległe powiadomienie już zapisane (%s)", gateway_id, report.reference,
                  exc.orig.__class__.__name__)
     return gateway.acknowledge(report, True)

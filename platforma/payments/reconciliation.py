@@ -152,13 +152,13 @@ def _settle(session: Session, matcher: Matcher, statement_id: int, batch: list[E
     matches = matcher.match(batch)
     lines = []
     for entry, match in zip(batch, matches):
-        line = dict(
-            statement_id=statement_id, sequence=entry.sequence, booking_date=entry.booking_date,
-            value_date=entry.value_date, amount=entry.amount, credit=entry.credit,
-            counterparty=entry.counterparty[:300], counterparty_account=entry.counterparty_account[:34],
-            title=entry.title[:500], account_credited=entry.account_credited[:34],
-            bank_reference=entry.bank_reference[:80], status="unmatched", matched_by="", taxpayer_id=None,
-            payment_id=None, payment_ref=None, resolved_by_id=None, resolved_at=None, note="")
+        line = {
+            "statement_id": statement_id, "sequence": entry.sequence, "booking_date": entry.booking_date,
+            "value_date": entry.value_date, "amount": entry.amount, "credit": entry.credit,
+            "counterparty": entry.counterparty[:300], "counterparty_account": entry.counterparty_account[:34],
+            "title": entry.title[:500], "account_credited": entry.account_credited[:34],
+            "bank_reference": entry.bank_reference[:80], "status": "unmatched", "matched_by": "", "taxpayer_id": None,
+            "payment_id": None, "payment_ref": None, "resolved_by_id": None, "resolved_at": None, "note": ""}
         if not entry.credit:
             line["status"] = "debit"
             result.debits += 1
@@ -174,7 +174,7 @@ def _settle(session: Session, matcher: Matcher, statement_id: int, batch: list[E
             result.unmatched += 1
             result.unmatched_total += entry.amount
         lines.append(line)
-    session.execute(sa.insert(StatementLine), lines)
+    session.execute(StatementLine.__table__.insert(), lines)  # one executemany
     matched = [line for line in lines if line["status"] == "matched"]
     if not matched:
         return

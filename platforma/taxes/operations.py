@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
 from decimal import Decimal
 
 import sqlalchemy as sa
@@ -10,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from platforma.core import audit
 from platforma.taxes import rules
-from platforma.taxes.account import ZERO, installment_arrear
+from platforma.taxes.account import ZERO, InstallmentRecord, PostingRecord, installment_arrear
 from platforma.taxes.models import Decision, Installment, Liability, LiabilityParty, Posting, Taxpayer
 from platforma.taxes.queries import account_records
 from platforma.taxes.settings import interest_threshold, rate_table
@@ -99,12 +100,37 @@ def plan_allocation(
     """Art. 55 §1 OP: reminder costs first; then art. 62 §1 and art. 55 §2 OP through
     `rules.allocate_payment`; what remains is a nadpłata. Reads only: the preview a resident sees
     before paying is the same computation that posts the payment."""
-    amount = rules.money(amount)
     rates = rate_table(session)
     threshold = interest_threshold(session, paid_on)
     liabilities, postings = account_records(session, taxpayer_id)
+    loose = [p for p in postings if p.liability_id is None]
+    by_installment: dict[int, list[PostingRecord]] = {}
+    for posting in postings:
+        if posting.installment_id is not None:
+            by_installment.setdefault(posting.installment_id, []).append(posting)
+    installments = [(installment, liability.delivered_on) for liability in liabilities
+                     for installment in liability.installments]
+    return _allocation(amount, paid_on, installments, by_installment, loose, rates, threshold,
+                       designated_installment_ids)
+
+
+def _allocation(
+    amount: Decimal,
+    paid_on: dt.date,
+    installments: Iterable[tuple[InstallmentRecord, dt.date | None]],
+    by_installment: Mapping[int, list[PostingRecord]],
+    loose: Iterable[PostingRecord],
+    rates: rules.RateTable,
+    threshold: Decimal,
+    designated_installment_ids: Sequence[int] | None,
+) -> AllocationPlan:
+    """The allocation itself, over plain records: the installments that may be open (with their
+    decision's delivery day), the postings of each installment, the taxpayer's postings outside
+    liabilities. `plan_allocation` passes the whole account; `post_payments_batch` only the
+    installments that can still be open, which gives the same plan (see there)."""
+    amount = rules.money(amount)
     remaining = amount
-    loose = [p for p in postings if p.liability_id is None and p.value_date <= paid_on]
+    loose = [p for p in loose if p.value_date <= paid_on]
     costs_open = sum((p.signed for p in loose if p.kind == "koszty_upomnienia"), ZERO) - sum(
         (p.amount for p in loose if p.kind == "wplata"), ZERO)
     costs_paid = min(max(costs_open, ZERO), remaining)
@@ -114,18 +140,13 @@ def plan_allocation(
     overpayment = remaining
     if remaining > 0:
         arrears = []
-        by_installment: dict[int, list] = {}
-        for posting in postings:
-            if posting.installment_id is not None:
-                by_installment.setdefault(posting.installment_id, []).append(posting)
-        for liability in liabilities:
-            for installment in liability.installments:
-                due = rules.effective_due(installment.nominal_due, liability.delivered_on)
-                own = by_installment.get(installment.id, [])
-                arrear, _assessed, _paid, _interest_paid = installment_arrear(installment, due, own, paid_on, rates, threshold)
-                if arrear.principal > 0 or arrear.interest_unpaid > 0:
-                    arrears.append(arrear)
-                    liability_of[arrear.key] = liability.id
+        for installment, delivered_on in installments:
+            due = rules.effective_due(installment.nominal_due, delivered_on)
+            own = by_installment.get(installment.id, [])
+            arrear, _assessed, _paid, _interest_paid = installment_arrear(installment, due, own, paid_on, rates, threshold)
+            if arrear.principal > 0 or arrear.interest_unpaid > 0:
+                arrears.append(arrear)
+                liability_of[arrear.key] = installment.liability_id
         designated = [str(i) for i in designated_installment_ids or []]
         allocation = rules.allocate_payment(remaining, paid_on, arrears, rates, threshold, designated)
         parts, overpayment = allocation.parts, allocation.overpayment
@@ -160,26 +181,201 @@ def post_payment(
         return PostedPayment(payment_ref, (), ZERO, ZERO, repeated=True)
     plan = plan_allocation(session, taxpayer_id=taxpayer_id, amount=amount, paid_on=paid_on,
                            designated_installment_ids=designated_installment_ids)
-
-    def add(kind: str, value: Decimal, n: int, liability_id: int | None = None, installment_id: int | None = None) -> None:
-        session.add(Posting(
-            taxpayer_id=taxpayer_id, liability_id=liability_id, installment_id=installment_id, kind=kind, amount=value,
-            booked_on=paid_on, value_date=paid_on, payment_ref=payment_ref, origin=origin, reason=reason,
-            created_by_id=created_by_id, source=source, source_key=f"{payment_ref}:{n}",
-        ))
-
-    counter = iter(range(1, 10_000))
-    if plan.costs > 0:
-        add("wplata", plan.costs, next(counter))
-    for part in plan.parts:
-        add("wplata", part.principal + part.interest, next(counter), plan.liability_of[part.key], int(part.key))
-        if part.interest > 0:
-            add("odsetki", part.interest, next(counter), plan.liability_of[part.key], int(part.key))
-    parts, overpayment, costs_paid = plan.parts, plan.overpayment, plan.costs
-    if overpayment > 0:
-        add("nadplata", overpayment, next(counter))
+    payment = PaymentToPost(taxpayer_id, amount, paid_on, payment_ref, tuple(designated_installment_ids or ()),
+                            source, origin, created_by_id, reason)
+    for row in _payment_rows(payment, plan):
+        session.add(Posting(**row))
     session.flush()
-    return PostedPayment(payment_ref, parts, overpayment, costs_paid, repeated=False)
+    return PostedPayment(payment_ref, plan.parts, plan.overpayment, plan.costs, repeated=False)
+
+
+@dataclass(frozen=True)
+class PaymentToPost:
+    """One payment for `post_payments_batch`: the arguments of `post_payment`."""
+
+    taxpayer_id: int
+    amount: Decimal
+    paid_on: dt.date
+    payment_ref: str
+    designated_installment_ids: tuple[int, ...] = ()
+    source: str = "local"
+    origin: str = "system"
+    created_by_id: int | None = None
+    reason: str = ""
+
+
+def _payment_rows(payment: PaymentToPost, plan: AllocationPlan) -> list[dict]:
+    """The postings of an allocated payment, in order: costs, per installment a wpłata (and the
+    odsetki within it), the nadpłata; numbered in `source_key` after the payment_ref."""
+    rows: list[dict] = []
+
+    def add(kind: str, value: Decimal, liability_id: int | None = None, installment_id: int | None = None) -> None:
+        rows.append({
+            "taxpayer_id": payment.taxpayer_id, "liability_id": liability_id, "installment_id": installment_id,
+            "kind": kind, "amount": value, "booked_on": payment.paid_on, "value_date": payment.paid_on,
+            "payment_ref": payment.payment_ref, "origin": payment.origin, "reason": payment.reason,
+            "created_by_id": payment.created_by_id, "source": payment.source,
+            "source_key": f"{payment.payment_ref}:{len(rows) + 1}",
+        })
+
+    if plan.costs > 0:
+        add("wplata", plan.costs)
+    for part in plan.parts:
+        add("wplata", part.principal + part.interest, plan.liability_of[part.key], int(part.key))
+        if part.interest > 0:
+            add("odsetki", part.interest, plan.liability_of[part.key], int(part.key))
+    if plan.overpayment > 0:
+        add("nadplata", plan.overpayment)
+    return rows
+
+
+#: placeholders per IN list (SQLite allows 32,766 parameters in a statement)
+_IN_CHUNK = 5000
+
+
+def post_payments_batch(session: Session, payments: Sequence[PaymentToPost]) -> list[PostedPayment]:
+    """Post many payments as `post_payment` would post each of them in turn, in a few queries.
+
+    Same postings, same order of allocation: a taxpayer's second payment in the batch (or a
+    co-owner's) sees the postings of the first. The accounts are read once for the whole batch, and
+    only the installments that can still be open: the database sums each installment's postings and
+    leaves out those that are settled for every payment of the batch, i.e. nothing dated after the
+    batch's earliest day of payment, nothing left to pay (the signed sum of its postings, which is the
+    principal `installment_arrear` replays, is not above zero) and no payment after its nominal due
+    date (the effective due date is never earlier, so no interest can have been left unpaid).
+    `installment_arrear` would make such an installment no arrear on any day of the batch, and a
+    payment of the batch never reaches it. The rest is replayed in memory as `plan_allocation` does.
+    The postings are inserted at the end with one executemany, not as ORM objects.
+    """
+    if not payments:
+        return []
+    taxpayer_ids = sorted({p.taxpayer_id for p in payments})
+    # the lock `post_payment` takes, for the whole batch at once (in id order: no deadlock between batches)
+    for chunk in _chunks(taxpayer_ids):
+        session.execute(sa.select(Taxpayer.id).where(Taxpayer.id.in_(chunk)).order_by(Taxpayer.id).with_for_update())
+    refs = sorted({p.payment_ref for p in payments})
+    posted_refs: set[str] = set()
+    for chunk in _chunks(refs):
+        posted_refs.update(session.scalars(sa.select(Posting.payment_ref).where(Posting.payment_ref.in_(chunk)).distinct()))
+    accounts = _BatchAccounts.load(session, taxpayer_ids, min(p.paid_on for p in payments))
+    rates = rate_table(session)
+    thresholds: dict[dt.date, Decimal] = {}
+    results: list[PostedPayment] = []
+    rows: list[dict] = []
+    for payment in payments:
+        if payment.payment_ref in posted_refs:
+            results.append(PostedPayment(payment.payment_ref, (), ZERO, ZERO, repeated=True))
+            continue
+        payment = replace(payment, amount=rules.money(payment.amount))
+        threshold = thresholds.get(payment.paid_on)
+        if threshold is None:
+            threshold = thresholds[payment.paid_on] = interest_threshold(session, payment.paid_on)
+        plan = _allocation(payment.amount, payment.paid_on, accounts.installments_of(payment.taxpayer_id),
+                           accounts.postings_of, accounts.loose.get(payment.taxpayer_id, ()), rates, threshold,
+                           payment.designated_installment_ids)
+        new = _payment_rows(payment, plan)
+        accounts.add(new)
+        rows.extend(new)
+        if new:
+            posted_refs.add(payment.payment_ref)
+        results.append(PostedPayment(payment.payment_ref, plan.parts, plan.overpayment, plan.costs, repeated=False))
+    if rows:
+        session.execute(Posting.__table__.insert(), rows)  # one executemany (the ORM would group by NULLs)
+    return results
+
+
+@dataclass
+class _BatchAccounts:
+    """The part of the batch's accounts an allocation can touch: the installments that may be open
+    (with their postings) and each taxpayer's postings outside liabilities that concern reminder costs."""
+
+    #: taxpayer id -> (installment, its decision's delivery day), for the liabilities they are liable for
+    open_installments: dict[int, list[tuple[InstallmentRecord, dt.date | None]]]
+    #: installment id -> its postings (shared by co-owners)
+    postings_of: dict[int, list[PostingRecord]]
+    #: taxpayer id -> postings without a liability that count for costs (koszty_upomnienia, wplata)
+    loose: dict[int, list[PostingRecord]]
+
+    @classmethod
+    def load(cls, session: Session, taxpayer_ids: list[int], first_day: dt.date) -> _BatchAccounts:
+        open_installments: dict[int, list[tuple[InstallmentRecord, dt.date | None]]] = {}
+        postings_of: dict[int, list[PostingRecord]] = {}
+        loose: dict[int, list[PostingRecord]] = {}
+        loaded: set[int] = set()
+        grosze = sa.type_coerce(Posting.amount, sa.BigInteger)
+        signed = sa.case((Posting.kind.in_(("odpis", "wplata", "nadplata")), -grosze), else_=grosze)
+        paid_day = sa.case((Posting.kind.in_(("wplata", "odsetki")), Posting.value_date))
+        for chunk in _chunks(taxpayer_ids):
+            liable = sa.select(LiabilityParty.liability_id).where(LiabilityParty.taxpayer_id.in_(chunk))
+            # the postings as `account_records` reads them (by liability), summed per installment
+            sums = (
+                sa.select(Posting.installment_id, sa.func.sum(signed).label("owed"),
+                          sa.func.max(Posting.value_date).label("last_day"), sa.func.max(paid_day).label("last_paid"))
+                .where(Posting.liability_id.in_(liable), Posting.installment_id.is_not(None))
+                .group_by(Posting.installment_id)
+                .cte("sums")
+            )
+            candidates = (
+                sa.select(Installment.id, Installment.liability_id, Installment.number, Installment.due_on,
+                          Installment.amount, Decision.delivered_on)
+                .join(sums, sums.c.installment_id == Installment.id)
+                .join(Liability, Liability.id == Installment.liability_id)
+                .outerjoin(Decision, Decision.id == Liability.decision_id)
+                .where(Installment.liability_id.in_(liable),
+                       sa.or_(sums.c.owed > 0, sums.c.last_day > first_day, sums.c.last_paid > Installment.due_on))
+            )
+            found: dict[int, list[tuple[InstallmentRecord, dt.date | None]]] = {}
+            for row in session.execute(candidates):
+                record = InstallmentRecord(row.id, row.liability_id, row.number, row.due_on, row.amount)
+                found.setdefault(row.liability_id, []).append((record, row.delivered_on))
+            if found:
+                for taxpayer_id, liability_id in session.execute(
+                        sa.select(LiabilityParty.taxpayer_id, LiabilityParty.liability_id)
+                        .where(LiabilityParty.taxpayer_id.in_(chunk))):
+                    if liability_id in found:
+                        open_installments.setdefault(taxpayer_id, []).extend(found[liability_id])
+                # (an installment shared with a co-owner in an earlier chunk has its postings already)
+                ids = [record.id for items in found.values() for record, _ in items if record.id not in loaded]
+                loaded.update(ids)
+                for part in _chunks(ids):
+                    for row in session.execute(
+                        sa.select(Posting.id, Posting.kind, grosze, Posting.value_date, Posting.liability_id,
+                                  Posting.installment_id, Posting.payment_ref, Posting.corrects_id)
+                        .where(Posting.installment_id.in_(part), Posting.liability_id.in_(liable))
+                    ):
+                        postings_of.setdefault(row[5], []).append(PostingRecord(
+                            row[0], row[1], _from_grosze(row[2]), *row[3:]))
+            for taxpayer_id, posting_id, kind, amount, value_date in session.execute(
+                sa.select(Posting.taxpayer_id, Posting.id, Posting.kind, grosze, Posting.value_date)
+                .where(Posting.liability_id.is_(None), Posting.taxpayer_id.in_(chunk),
+                       Posting.kind.in_(("koszty_upomnienia", "wplata")))
+            ):
+                loose.setdefault(taxpayer_id, []).append(PostingRecord(posting_id, kind, _from_grosze(amount), value_date))
+        return cls(open_installments, postings_of, loose)
+
+    def installments_of(self, taxpayer_id: int) -> list[tuple[InstallmentRecord, dt.date | None]]:
+        return self.open_installments.get(taxpayer_id, [])
+
+    def add(self, rows: list[dict]) -> None:
+        """A payment's new postings, seen by the payments after it."""
+        for row in rows:
+            record = PostingRecord(0, row["kind"], row["amount"], row["value_date"], row["liability_id"],
+                                   row["installment_id"], row["payment_ref"])
+            if row["installment_id"] is not None:
+                self.postings_of.setdefault(row["installment_id"], []).append(record)
+            elif row["kind"] == "wplata":
+                self.loose.setdefault(row["taxpayer_id"], []).append(record)
+
+
+def _from_grosze(value: int) -> Decimal:
+    """As the Money column reads it (złoty, two places), without its per-value division."""
+    return Decimal(value).scaleb(-2)
+
+
+def _chunks(values: list, size: int | None = None) -> Iterator[list]:
+    size = size or _IN_CHUNK
+    for start in range(0, len(values), size):
+        yield values[start:start + size]
 
 
 MANUAL_KINDS = ("przypis", "odpis", "koszty_upomnienia", "zwrot")
