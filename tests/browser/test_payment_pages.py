@@ -3,7 +3,6 @@ comes back to a page that tells the truth; the transfer page with its QR code; t
 pages. axe-core on every page, on a desktop and on a 375 px phone."""
 from __future__ import annotations
 
-import io
 import re
 
 import pytest
@@ -21,7 +20,7 @@ def _own_account(tab: Tab) -> str:
 
 
 @pytest.mark.parametrize("viewport", ["desktop", "phone"])
-def test_resident_pays_online_and_by_transfer(open_tab, resident_liability, viewport):
+def test_resident_pays_online_and_by_transfer(open_tab, resident_liability, viewport):  # noqa: F811
     phone = viewport == "phone"
     tab = open_tab(viewport=PHONE, is_mobile=True, has_touch=True) if phone else open_tab(viewport=DESKTOP)
 

@@ -138,7 +138,7 @@ def test_a_verify_that_times_out_is_retried_and_posted_once(gateway_setup, runti
                                                              resident_with_arrears):  # noqa: F811
     gateway, simulator, _settings = gateway_setup
     user, taxpayer, _ids = resident_with_arrears
-    with AppServer(app) as server:
+    with AppServer(app):
         logged_in(user)
         assert _start_payment(client, taxpayer.id, mode="amount", amount="50").status_code == 303
         with runtime.session_factory() as session:

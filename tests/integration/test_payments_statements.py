@@ -18,11 +18,10 @@ from platforma.core.audit import AuditEntry
 from platforma.core.db import transaction
 from platforma.demo.statement import camt053 as demo_camt053
 from platforma.payments import operations, reconciliation
-from platforma.payments.models import BankStatement, Payment, StatementLine
+from platforma.payments.models import BankStatement, StatementLine
 from platforma.payments.queries import virtual_layout
 from platforma.taxes import operations as tax_ops
 from platforma.taxes.models import Decision, Posting
-from platforma.taxes.queries import account
 from tests.conftest import csrf_from
 
 D = dt.date
