@@ -10,6 +10,8 @@ against, in turn:
 
 * `/gmina.css`: the trivial Flask page (no database; the baseline the requirement names),
 * `/healthz`: one `SELECT 1` (a second baseline: the cost of a database round trip),
+* `/gmina.css` again with the residents' session cookies (the floor of any signed-in page: the
+  session read from the database, the signed cookie),
 * the account page `/podatki/<taxpayer id>/` of each signed-in resident, requests spread over all
   the sessions in turn (falls back to the overview `/podatki/` when the account page is missing).
 
@@ -168,6 +170,8 @@ def gunicorn(args: argparse.Namespace, database: str) -> Iterator[tuple[str, int
         **os.environ, "PLATFORMA_CONFIG": str(config), "PLATFORMA__DATABASE__URL": database,
         "PYTHONDONTWRITEBYTECODE": "1",
     }
+    if args.page_cache is not None:
+        env["PLATFORMA_ACCOUNT_PAGE_CACHE"] = str(args.page_cache)
     command = [
         str(Path(sys.executable).parent / "gunicorn"), "--bind", f"127.0.0.1:{port}",
         "--workers", str(args.workers), "--worker-class", args.worker_class, "--threads", str(args.threads),
@@ -234,11 +238,17 @@ def sign_in(base: str, email: str) -> str:
     form = urllib.parse.urlencode({"email": email, "password": BENCH_PASSWORD, "csrf_token": match.group(1)}).encode()
     try:
         with opener.open(urllib.request.Request(f"{base}/konto/logowanie", data=form), timeout=60) as response:
-            status = response.status
-    except urllib.error.HTTPError as error:
-        status = error.code
+            status, landing = response.status, response.headers.get("Location", "")
+    except urllib.error.HTTPError as error:  # the redirect, not followed (_NoRedirect)
+        status, landing = error.code, error.headers.get("Location", "")
     if status != 302:
         raise RuntimeError(f"login of {email}: HTTP {status} instead of a redirect")
+    # follow the redirect as a browser does: the first page after the sign-in adds the CSRF token
+    # of the logout form to the (cleared) session cookie, and a browser sends the updated cookie
+    # from then on (with the cookie of the sign-in itself every request would set a new token)
+    status, _page = _get(opener, urllib.parse.urljoin(f"{base}/konto/logowanie", landing))
+    if status != 200:
+        raise RuntimeError(f"page after the login of {email} ({landing}): HTTP {status}")
     return "; ".join(f"{cookie.name}={cookie.value}" for cookie in jar)
 
 
@@ -341,6 +351,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help="pin wrk to this CPU with taskset (default: the last one; -1: do not pin)")
     parser.add_argument("--page", default="/podatki/{taxpayer_id}/",
                         help="the account page's path, {taxpayer_id} filled in per session")
+    parser.add_argument("--page-cache", type=int, default=None,
+                        help="renderings the account page keeps per worker (PLATFORMA_ACCOUNT_PAGE_CACHE; "
+                             "0: render every request, the page without its cache)")
     parser.add_argument("--results", default=str(RESULTS), help="where to write the JSON ('' for nowhere)")
     args = parser.parse_args(argv)
     if args.wrk_cpu is not None and args.wrk_cpu < 0:
@@ -379,6 +392,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         baseline_targets = [("/gmina.css", "")]
         health_targets = [("/healthz", "")]
+        # the trivial page again, with the residents' session cookies: what any signed-in page costs
+        # before its own work (the session read from the database, the signed cookie)
+        signed_in_targets = [("/gmina.css", cookie) for _path, cookie in targets]
         rounds = []
         for number in range(1, args.rounds + 1):
             log(f"round {number}/{args.rounds}: {args.connections} connections, {args.warmup:g} s warm-up, "
@@ -386,6 +402,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             measured = {
                 "trivial": measure(args, base, meter, "/gmina.css", baseline_targets),
                 "healthz": measure(args, base, meter, "/healthz", health_targets),
+                "trivial_signed_in": measure(args, base, meter, "/gmina.css (signed in)", signed_in_targets),
                 "account": measure(args, base, meter, page, targets),
             }
             measured["cpu_ratio_trivial_to_account"] = round(
@@ -395,8 +412,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 measured["account"]["requests_per_second"] / measured["trivial"]["requests_per_second"], 3)
             measured["ratio_account_to_healthz"] = round(
                 measured["account"]["requests_per_second"] / measured["healthz"]["requests_per_second"], 3)
+            measured["ratio_account_to_trivial_signed_in"] = round(
+                measured["account"]["requests_per_second"] / measured["trivial_signed_in"]["requests_per_second"], 3)
             log(f"  ratio account / trivial: {measured['ratio_account_to_trivial']:.3f}, "
-                f"account / healthz: {measured['ratio_account_to_healthz']:.3f}")
+                f"account / healthz: {measured['ratio_account_to_healthz']:.3f}, "
+                f"account / trivial signed in: {measured['ratio_account_to_trivial_signed_in']:.3f}")
             rounds.append(measured)
 
         # the sessions were still signed in at the end (a redirect to the login would count as success in wrk)
@@ -414,6 +434,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "gmina": gmina,
         "server": {
             "gunicorn": {"workers": args.workers, "worker_class": args.worker_class, "threads": args.threads},
+            "account_page_cache": "default" if args.page_cache is None else args.page_cache,
             "app": "platforma.wsgi:app", "page": page, "sessions": len(targets),
         },
         "load_generator": {
@@ -435,6 +456,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 part: statistics.median(r["account"]["cpu_ms_per_request"][part] for r in rounds)
                 for part in ("app", "db", "load_generator")
             },
+            "ratio_account_to_trivial_by_round": [r["ratio_account_to_trivial"] for r in rounds],
+            "account_p99_ms_by_round": [r["account"]["latency_ms"]["p99"] for r in rounds],
+            "ratio_trivial_signed_in_to_trivial": statistics.median(
+                round(r["trivial_signed_in"]["requests_per_second"] / r["trivial"]["requests_per_second"], 3)
+                for r in rounds),
         },
     })
     return 0

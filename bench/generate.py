@@ -664,6 +664,10 @@ class PostgresLoader:
         from psycopg import sql
 
         table = sql.Identifier(schema.table)
+        # the app's triggers (migration 0005 raises liability.revision on every installment written:
+        # a row update per COPY row) are for later changes, not for a load; the append-only ones
+        # only refuse UPDATE and DELETE. Enabled again with the constraints.
+        self.conn.execute(sql.SQL("ALTER TABLE {} DISABLE TRIGGER USER").format(table))
         for name, _definition in schema.foreign_keys + schema.unique:
             self.conn.execute(sql.SQL("ALTER TABLE {} DROP CONSTRAINT {}").format(table, sql.Identifier(name)))
         for name, _definition in schema.indexes:
@@ -674,6 +678,8 @@ class PostgresLoader:
 
         table = sql.Identifier(schema.table)
         add = sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} {}")
+        if foreign_keys:
+            self.conn.execute(sql.SQL("ALTER TABLE {} ENABLE TRIGGER USER").format(table))
         if indexes:
             # sorting for an index build: more memory than the default 64 MB, for this transaction only
             self.conn.execute("SET LOCAL maintenance_work_mem = '256MB'")
@@ -844,6 +850,22 @@ class SqliteLoader:
 
         return adapt
 
+    def _insert_triggers(self, tables: Sequence[str]) -> list[tuple[str, str]]:
+        """The INSERT triggers of the tables (migration 0005's raise liability.revision for every
+        installment written: a row update per inserted row), dropped for the load in its transaction;
+        `_recreate` puts them back in it."""
+        found = self.conn.execute(
+            "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND sql LIKE '%AFTER INSERT%' "
+            f"AND tbl_name IN ({', '.join('?' * len(tables))})", tuple(tables),
+        ).fetchall()
+        for name, _sql in found:
+            self.conn.execute(f'DROP TRIGGER "{name}"')
+        return found
+
+    def _recreate(self, triggers: list[tuple[str, str]]) -> None:
+        for _name, definition in triggers:
+            self.conn.execute(definition)
+
     def load(self, gen: TableGenerator, rows: Iterator[tuple[Any, ...]], batch: int, progress: Progress) -> int:
         statement = (
             f'INSERT INTO "{gen.table}" ({", ".join(gen.columns)}) VALUES ({", ".join("?" * len(gen.columns))})'
@@ -852,10 +874,12 @@ class SqliteLoader:
         done = 0
         try:
             self.conn.execute("BEGIN")
+            triggers = self._insert_triggers([gen.table])
             for chunk in batched(rows, batch):
                 self.conn.executemany(statement, chunk if adapt is None else map(adapt, chunk))
                 done += len(chunk)
                 progress(done)
+            self._recreate(triggers)
             self.conn.execute("COMMIT")
         except BaseException:
             if self.conn.in_transaction:
@@ -887,6 +911,7 @@ class SqliteLoader:
 
         try:
             self.conn.execute("BEGIN")
+            triggers = self._insert_triggers([gen.table for gen in group.tables])
             pending = done = 0
             for index, row in rows:
                 buffers[index].append(row)
@@ -898,6 +923,7 @@ class SqliteLoader:
                     progress(done)
             flush()
             progress(done + pending)
+            self._recreate(triggers)
             self.conn.execute("COMMIT")
         except BaseException:
             if self.conn.in_transaction:

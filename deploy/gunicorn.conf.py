@@ -3,8 +3,13 @@ import multiprocessing
 import os
 
 bind = os.environ.get("PLATFORMA_BIND", "127.0.0.1:8000")
-# sync workers: requests are short and database-bound; 2 per core plus one
-workers = int(os.environ.get("PLATFORMA_WORKERS", multiprocessing.cpu_count() * 2 + 1))
+# Threaded workers (gthread): a request spends most of its time in Python (one CPU per process, the
+# GIL) and the rest waiting for PostgreSQL, so two processes per core keep the cores busy while some
+# requests wait, and 4 threads each keep keep-alive connections open with requests in progress
+# (sync workers close the connection after every response). On the 2-core benchmark VM, 4 workers
+# x 4 threads served the account page best (bench/README.md, "bench.account_page"); more processes
+# only add memory and context switches on 2 cores.
+workers = int(os.environ.get("PLATFORMA_WORKERS", multiprocessing.cpu_count() * 2))
 worker_class = "gthread"
 threads = int(os.environ.get("PLATFORMA_THREADS", 4))
 timeout = 60

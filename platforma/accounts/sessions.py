@@ -4,14 +4,17 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import secrets
+from typing import Any
 
 import sqlalchemy as sa
 from flask import g, session as cookie
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, make_transient_to_detached
+from sqlalchemy.orm.instrumentation import manager_of_class
+from sqlalchemy.orm.util import identity_key
 
 from platforma.accounts.models import User, UserSession
 from platforma.config import Settings
-from platforma.core.db import utcnow
+from platforma.core.db import DriverQuery, UTCDateTime, utcnow
 from platforma.core.web import db, runtime
 
 COOKIE_KEY = "sid"
@@ -40,12 +43,64 @@ def start_session(session: Session, settings: Settings, user: User, *, ip: str, 
     return token
 
 
+def _columns(table: sa.Table, prefix: str) -> list[tuple[str, str, sa.Column]]:
+    """(name in the query, attribute, column) of every column of a table; refuses a column type this
+    loader would not return as the ORM does (it converts timestamps and booleans only)."""
+    found = []
+    for column in table.columns:
+        if not isinstance(column.type, (UTCDateTime, sa.Boolean, sa.String, sa.Integer)) or (
+                isinstance(column.type, sa.types.TypeDecorator) and not isinstance(column.type, UTCDateTime)):
+            raise TypeError(f"{table.name}.{column.name}: {column.type!r} is not read by sessions._LIVE_SESSION")
+        found.append((prefix + column.name, column.key, column))
+    return found
+
+
+_SESSION_COLUMNS = _columns(UserSession.__table__, "s_")
+_USER_COLUMNS = _columns(User.__table__, "u_")
+#: the live session of a token and its user, one row: every signed-in request starts here, so it is
+#: read on the DBAPI cursor and the two objects are put together without SQLAlchemy's query path
+#: (which cost as much as the rest of a cached page); the columns come from the models
+_LIVE_SESSION = DriverQuery(
+    "SELECT " + ", ".join(f"s.{c.name} AS {name}" for name, _key, c in _SESSION_COLUMNS) + ", "
+    + ", ".join(f"u.{c.name} AS {name}" for name, _key, c in _USER_COLUMNS)
+    + " FROM user_session s JOIN user_account u ON u.id = s.user_id"
+    + " WHERE s.token_hash = :token_hash AND s.ended_at IS NULL",
+    tuple(name for name, _key, _c in _SESSION_COLUMNS + _USER_COLUMNS),
+    timestamps=tuple(name for name, _key, c in _SESSION_COLUMNS + _USER_COLUMNS if isinstance(c.type, UTCDateTime)),
+    booleans=tuple(name for name, _key, c in _SESSION_COLUMNS + _USER_COLUMNS if isinstance(c.type, sa.Boolean)),
+)
+
+
+def _persistent(session: Session, cls: type, row: Any, columns: list[tuple[str, str, sa.Column]], **related: Any) -> Any:
+    """The object of `cls` with the values of `row`, in `session` as the ORM's own loading leaves it
+    (values straight into the instance's dict, no change events; the one already in the session, if
+    there is one)."""
+    primary_key = next(name for name, key, _column in columns if key == "id")
+    existing = session.identity_map.get(identity_key(cls, getattr(row, primary_key)))
+    if existing is not None:
+        return existing
+    instance = manager_of_class(cls).new_instance()
+    values = instance.__dict__
+    for name, key, _column in columns:
+        values[key] = getattr(row, name)
+    values.update(related)
+    make_transient_to_detached(instance)  # its identity, no pending changes: as if loaded
+    session.add(instance)
+    return instance
+
+
+def _live_session(session: Session, token: str) -> UserSession | None:
+    row = _LIVE_SESSION.first(session, token_hash=_hash(token))
+    if row is None:
+        return None
+    user = _persistent(session, User, row, _USER_COLUMNS)
+    return _persistent(session, UserSession, row, _SESSION_COLUMNS, user=user)
+
+
 def find_session(session: Session, settings: Settings, token: str, now: dt.datetime | None = None) -> UserSession | None:
     """The live session for a token; an idle or expired one is ended on the way."""
     now = now or utcnow()
-    found = session.scalars(
-        sa.select(UserSession).where(UserSession.token_hash == _hash(token), UserSession.ended_at.is_(None))
-    ).first()
+    found = _live_session(session, token)
     if found is None:
         return None
     idle_limit = dt.timedelta(minutes=settings.server.session_idle_minutes)

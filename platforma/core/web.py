@@ -9,12 +9,20 @@ from typing import Any
 
 from flask import Flask, current_app, g, request
 from sqlalchemy.orm import Session
+from werkzeug.datastructures import ImmutableDict
 
 from platforma.core.db import commit, rollback
 from platforma.core.runtime import Runtime
 
 
 class PlatformaFlask(Flask):
+    #: The signed cookie is sent again only when its content changes (Flask re-signs and re-sends a
+    #: permanent one on every response by default: a tenth of a cached page's time). Its lifetime is
+    #: the session's absolute one from the sign-in (server.session_absolute_hours); the idle and
+    #: absolute limits that matter are kept on the server (accounts.sessions), so a cookie pushed
+    #: forward on every request would only outlive the session it names.
+    default_config = ImmutableDict({**Flask.default_config, "SESSION_REFRESH_EACH_REQUEST": False})
+
     def dispatch_request(self) -> Any:  # type: ignore[override]
         try:
             rv = super().dispatch_request()

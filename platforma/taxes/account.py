@@ -18,11 +18,12 @@ from __future__ import annotations
 import datetime as dt
 from collections import defaultdict
 from dataclasses import dataclass, field
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 
-from platforma.taxes.rules import Arrear, RateTable, arrears_interest, effective_due
+from platforma.taxes.rules import DAYS_IN_YEAR, ZLOTY, Arrear, RateTable, effective_due
 
 ZERO = Decimal(0)
+ONE_DAY = dt.timedelta(days=1)
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,10 @@ class LiabilityRecord:
     #: the taxpayers liable (co-owners each see the whole liability)
     party_ids: tuple[int, ...]
     installments: tuple[InstallmentRecord, ...]
+    #: decyzja, deklaracja or informacja (None without a document)
+    document_type: str | None = None
+    #: when the liability reached the platform (the account page's "data as of")
+    created_at: dt.datetime | None = None
 
 
 @dataclass
@@ -171,6 +176,30 @@ def _payments_on(postings: list[PostingRecord]) -> list[tuple[dt.date, str, Deci
     return sorted((day, ref, total - interest, interest) for (day, ref), (total, interest) in grouped.items())
 
 
+def rounded_interest(principal: Decimal, due: dt.date, paid_on: dt.date, rates: RateTable) -> Decimal:
+    """`rules.arrears_interest(principal, due, paid_on, rates, ...).rounded` at the standard rate: the
+    same Decimal operations in the same order (Kz × L × O / 365 per rate period, their sum rounded
+    once to złoty, art. 63 OP), without the objects that describe the computation. An account
+    replays it for every installment paid late or still open (a reminders run: a million times);
+    `tests/unit/test_tax_account_interest.py` checks it against the rule. A rate table that
+    remembers results (`settings.RememberingRateTable`) answers a repeated question from memory."""
+    remembered = getattr(rates, "remembered_interest", None)
+    if remembered is not None:
+        return remembered(principal, due, paid_on)
+    return computed_interest(principal, due, paid_on, rates)
+
+
+def computed_interest(principal: Decimal, due: dt.date, paid_on: dt.date, rates: RateTable) -> Decimal:
+    if principal < 0:
+        raise ValueError("arrears cannot be negative")
+    unrounded = Decimal(0)
+    first = due + ONE_DAY
+    if paid_on >= first and principal > 0:
+        for start, end, rate in rates.periods(first, paid_on):
+            unrounded += principal * ((end - start).days + 1) * rate / 100 / DAYS_IN_YEAR
+    return unrounded.quantize(ZLOTY, rounding=ROUND_HALF_UP)  # rules.round_to_zloty
+
+
 def installment_arrear(
     installment: InstallmentRecord, due: dt.date, postings: list[PostingRecord], day: dt.date,
     rates: RateTable, threshold: Decimal,
@@ -179,13 +208,24 @@ def installment_arrear(
     what is already posted): (arrear, assessed, principal paid, interest paid)."""
     dated = [p for p in postings if p.value_date <= day]
     assessed = sum((p.signed for p in dated if p.kind not in ("wplata", "odsetki")), ZERO)
+    payments = [(paid_on, principal, interest) for paid_on, _ref, principal, interest in _payments_on(dated)]
+    return replay(str(installment.id), due, assessed, payments, rates, threshold)
+
+
+def replay(
+    key: str, due: dt.date, assessed: Decimal, payments: list[tuple[dt.date, Decimal, Decimal]],
+    rates: RateTable, threshold: Decimal,
+) -> tuple[Arrear, Decimal, Decimal, Decimal]:
+    """Replay the payments of an installment, in date order, each (day, principal part, interest part):
+    the interest is fixed at each payment made after the due date (art. 55 §2 OP) and runs from
+    there on what is left. Returns (arrear, assessed, principal paid, interest paid)."""
     principal = assessed
     interest_unpaid = ZERO
     interest_from = due
     paid = interest_paid = ZERO
-    for paid_on, _ref, principal_part, interest_part in _payments_on(dated):
+    for paid_on, principal_part, interest_part in payments:
         if paid_on > interest_from and principal > 0:
-            grown = arrears_interest(principal, interest_from, paid_on, rates, threshold).rounded
+            grown = rounded_interest(principal, interest_from, paid_on, rates)
             owed = interest_unpaid + grown
             owed = owed if owed > threshold else ZERO
             interest_unpaid = max(owed - interest_part, ZERO)
@@ -195,14 +235,14 @@ def installment_arrear(
         principal -= principal_part
         paid += principal_part
         interest_paid += interest_part
-    arrear = Arrear(str(installment.id), due, principal, interest_unpaid, interest_from)
+    arrear = Arrear(key, due, principal, interest_unpaid, interest_from)
     return arrear, assessed, paid, interest_paid
 
 
 def interest_due(arrear: Arrear, day: dt.date, rates: RateTable, threshold: Decimal) -> Decimal:
     if day <= arrear.due or (arrear.principal <= 0 and arrear.interest_unpaid <= 0):
         return arrear.interest_unpaid if day > arrear.due else ZERO
-    grown = arrears_interest(max(arrear.principal, ZERO), arrear.interest_from or arrear.due, day, rates, threshold).rounded
+    grown = rounded_interest(max(arrear.principal, ZERO), arrear.interest_from or arrear.due, day, rates)
     total = arrear.interest_unpaid + grown
     return total if total > threshold else ZERO
 

@@ -223,6 +223,10 @@ class Liability(Base):
     #: the record's key in its source system
     source_key: Mapped[str] = mapped_column(sa.String(64))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    #: raised by database triggers (migration 0005) whenever the liability, one of its installments
+    #: or its decision is changed in place: part of what tells the account page that a rendering it
+    #: keeps is out of date (`taxes.queries.AccountFingerprint`); postings, append-only, need none
+    revision: Mapped[int] = mapped_column(sa.BigInteger, default=0, server_default="0")
 
     decision: Mapped[Decision | None] = relationship()
     parties: Mapped[list[LiabilityParty]] = relationship(
@@ -352,6 +356,11 @@ class Posting(Base):
         ),
         sa.UniqueConstraint("source", "source_key"),
         sa.Index("ix_posting_taxpayer_value_date", "taxpayer_id", "value_date"),
+        # the lines outside liabilities (nadpłata, reminder costs) of one account, without reading its other lines
+        sa.Index(
+            "ix_posting_taxpayer_loose", "taxpayer_id",
+            sqlite_where=sa.text("liability_id IS NULL"), postgresql_where=sa.text("liability_id IS NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

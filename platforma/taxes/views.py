@@ -8,25 +8,32 @@ The figures come from `queries.account`, the same function as `platforma taxes b
 from __future__ import annotations
 
 import datetime as dt
+import os
+import secrets
+import threading
+from collections import OrderedDict
 from decimal import Decimal
 
 import sqlalchemy as sa
-from flask import Blueprint, abort, current_app, g, render_template, request
-from flask_babel import format_decimal
+from flask import Blueprint, abort, current_app, g, render_template, request, session
+from flask_babel import format_decimal, get_locale
 from flask_babel import lazy_gettext as _l
+from flask_wtf.csrf import generate_csrf
 from sqlalchemy.orm import selectinload
 from werkzeug.datastructures import MultiDict
 
 from platforma.accounts import operations as account_ops
 from platforma.core import audit
 from platforma.core.access import Permission, login_required, requires
-from platforma.core.web import client_ip, db, user_agent
-from platforma.taxes.access import on_behalf_of, taxpayer_for_current_user
+from platforma.core.security import csp_nonce
+from platforma.core.web import client_ip, db, runtime, user_agent
+from platforma.taxes.access import AccountAccess, account_for_current_user, on_behalf_of, taxpayer_for_current_user
+from platforma.taxes.account import account_as_of
 from platforma.taxes.forms import CalculatorForm
-from platforma.taxes.models import Decision, Liability, LiabilityBasis, LiabilityParty, Posting
-from platforma.taxes.queries import account
+from platforma.taxes.models import Liability, LiabilityBasis, LiabilityParty, Posting
+from platforma.taxes.queries import account, account_records, newest_posting_at
 from platforma.taxes.rules import LATE_DELIVERY_DAYS
-from platforma.taxes.settings import interest_threshold
+from platforma.taxes.settings import interest_threshold, rate_table
 from platforma.web.filters import money, today_warsaw
 from platforma.web.nav import resident_menu
 
@@ -100,52 +107,127 @@ def _helpers() -> dict:
 
 # -- who is looking ------------------------------------------------------------------------------
 
-def _open_account(taxpayer_id: int, page: str, **details) -> tuple:
-    """The taxpayer, the access the user has (None for a clerk) and whether a clerk is looking.
-
-    A clerk's view and a representative's view are recorded; a taxpayer's own view is not."""
-    taxpayer, access = taxpayer_for_current_user(taxpayer_id)
-    clerk = access is None
-    acting_for = on_behalf_of(access)
+def _record_view(user, taxpayer_id: int, clerk: bool, acting_for: int | None, page: str, **details) -> None:
+    """A clerk's view and a representative's view are recorded; a taxpayer's own view is not."""
     if clerk or acting_for is not None:
         audit.record(
-            db(), "taxpayer.account_view", actor=g.user, object_type="taxpayer", object_id=taxpayer.id,
-            taxpayer_id=taxpayer.id, on_behalf_of_id=acting_for, details={"page": page, **details},
+            db(), "taxpayer.account_view", actor=user, object_type="taxpayer", object_id=taxpayer_id,
+            taxpayer_id=taxpayer_id, on_behalf_of_id=acting_for, details={"page": page, **details},
             ip=client_ip(), user_agent=user_agent(),
         )
+
+
+def _open_account(taxpayer_id: int, page: str, **details) -> tuple:
+    """The taxpayer, the access the user has (None for a clerk) and whether a clerk is looking."""
+    taxpayer, access = taxpayer_for_current_user(taxpayer_id)
+    clerk = access is None
+    _record_view(g.user, taxpayer.id, clerk, on_behalf_of(access), page, **details)
     return taxpayer, access, clerk
 
 
-def _page(template: str, taxpayer, access, clerk: bool, **context):
+def _pdf_links() -> dict[str, bool]:
     # the PDF documents (platforma.taxes.documents) are linked when that module has added its routes
-    pdf = {name: f"taxes.{name}" in current_app.view_functions for name in ("statement_pdf", "decision_pdf")}
-    return render_template(template, taxpayer=taxpayer, access=access, clerk_view=clerk, pdf=pdf, **context)
+    return {name: f"taxes.{name}" in current_app.view_functions for name in ("statement_pdf", "decision_pdf")}
 
 
-# -- reads these pages add to queries.account ------------------------------------------------------
-
-def _documents_and_sync(taxpayer_id: int, liability_ids: list[int]) -> tuple[dict[int, tuple[str, str]], dt.datetime | None]:
-    """The document each liability rests on, and the time the account's data last arrived
-    (the newest posting or liability): the "data as of" line."""
-    documents: dict[int, tuple[str, str]] = {}
-    newest: list[dt.datetime] = []
-    if liability_ids:
-        for liability_id, document_type, number in db().execute(
-            sa.select(Liability.id, Decision.document_type, Decision.number)
-            .join(Decision, Decision.id == Liability.decision_id).where(Liability.id.in_(liability_ids))
-        ):
-            documents[liability_id] = (document_type, number)
-        newest.append(db().scalar(sa.select(sa.func.max(Liability.created_at)).where(Liability.id.in_(liability_ids))))
-        postings = sa.or_(Posting.taxpayer_id == taxpayer_id, Posting.liability_id.in_(liability_ids))
-    else:
-        postings = Posting.taxpayer_id == taxpayer_id
-    newest.append(db().scalar(sa.select(sa.func.max(Posting.created_at)).where(postings)))
-    found = [moment for moment in newest if moment is not None]
-    return documents, (max(found) if found else None)
+def _page(template: str, taxpayer, access, clerk: bool, **context):
+    return render_template(template, taxpayer=taxpayer, access=access, clerk_view=clerk, pdf=_pdf_links(), **context)
 
 
 def _names(state) -> dict[int, str]:
     return {item.id: f"{tax_name(item.tax_kind)} {item.year}" for item in state.liabilities}
+
+
+# -- the account page's rendering, kept while nothing it shows has changed ------------------------------
+#
+# The account page is what a resident opens most, and it replays three years of payments with
+# interest and prints a few hundred amounts: 15-20 ms of CPU. Its HTML is a function of the account
+# (`AccountFingerprint`: the postings are append-only, and triggers raise a liability's revision
+# when it is corrected in place), of the dated settings (interest rates), of the day (interest grows
+# daily) and of who is looking (name in the header, role, language, a representative's tag). The
+# rendering is kept in a bounded per-process LRU under all of those, with two holes for what every
+# response must have afresh: the CSRF token of the logout form and the CSP nonce. The access check
+# and the fingerprint are one query, made on every request: a page is never served from the cache
+# to someone the database does not allow to see it, nor after the account has changed.
+
+_HOLE = secrets.token_hex(8)
+CSRF_HOLE = f"pf-{_HOLE}-csrf"
+NONCE_HOLE = f"pf-{_HOLE}-nonce"
+#: at most this many renderings (about 20-35 KB each) per process; the environment variable
+#: PLATFORMA_ACCOUNT_PAGE_CACHE sets another number (0: render every time, e.g. to measure it)
+PAGE_CACHE_ENTRIES = 1000
+
+
+class PageCache:
+    """A thread-safe LRU of rendered pages (gunicorn's gthread workers serve several requests at once)."""
+
+    def __init__(self, entries: int) -> None:
+        self.entries = entries
+        self.pages: OrderedDict[tuple, str] = OrderedDict()
+        self.lock = threading.Lock()
+        self.hits = self.misses = 0
+
+    def get(self, key: tuple) -> str | None:
+        with self.lock:
+            page = self.pages.get(key)
+            if page is None:
+                self.misses += 1
+            else:
+                self.hits += 1
+                self.pages.move_to_end(key)
+            return page
+
+    def put(self, key: tuple, page: str) -> None:
+        if self.entries <= 0:
+            return
+        with self.lock:
+            self.pages[key] = page
+            while len(self.pages) > self.entries:
+                self.pages.popitem(last=False)
+
+
+def account_page_cache() -> PageCache:
+    """This instance's cache (an app per gmina; tests run several apps in one process)."""
+    extras = runtime().extras
+    cache = extras.get("taxes.account_pages")
+    if cache is None:
+        entries = int(os.environ.get("PLATFORMA_ACCOUNT_PAGE_CACHE", PAGE_CACHE_ENTRIES))
+        cache = extras.setdefault("taxes.account_pages", PageCache(entries))
+    return cache
+
+
+def _account_page_key(found: AccountAccess, today: dt.date) -> tuple:
+    user = g.user
+    return (found.taxpayer, found.access, found.fingerprint, found.settings, today, str(get_locale()),
+            user.id, user.full_name, user.role, request.script_root)
+
+
+def _render_account(found: AccountAccess, today: dt.date, *, holes: bool) -> str:
+    """The account as of today: per year, one row per liability, and what is owed today."""
+    taxpayer = found.taxpayer
+    liabilities, postings = account_records(db(), taxpayer.id)
+    state = account_as_of(liabilities, postings, today, rate_table(db()), interest_threshold(db(), today))
+    # the document each liability rests on, and when the account's data last arrived
+    documents = {item.id: (item.document_type, item.decision_number) for item in liabilities if item.decision_number}
+    found_at = [item.created_at for item in liabilities if item.created_at is not None]
+    newest = newest_posting_at(db(), taxpayer.id, [item.id for item in liabilities])
+    if newest is not None:
+        found_at.append(newest)
+    synced_at = max(found_at) if found_at else None
+    upcoming = sorted(
+        ((i.due, i.left, item) for item in state.liabilities for i in item.installments if i.status != "overdue" and i.left > 0),
+        key=lambda row: (row[0], row[2].id),
+    )
+    next_due = None
+    if upcoming:
+        day = upcoming[0][0]
+        next_due = (day, sum((left for due, left, _item in upcoming if due == day), Decimal(0)))
+    fill = {"csrf_token": lambda: CSRF_HOLE, "csp_nonce": lambda: NONCE_HOLE} if holes else {}
+    return _page(
+        "taxes/resident_account.html", taxpayer, found.access, found.access is None, state=state, today=today,
+        documents=documents, synced_at=synced_at, next_due=next_due,
+        biezace=sum((item.biezace for item in state.liabilities), Decimal(0)), **fill,
+    )
 
 
 # -- pages ---------------------------------------------------------------------------------------
@@ -163,22 +245,20 @@ def overview():
 @login_required
 def taxpayer_account(taxpayer_id: int):
     """The account as of today: per year, one row per liability, and what is owed today."""
-    taxpayer, access, clerk = _open_account(taxpayer_id, "account")
+    found = account_for_current_user(taxpayer_id)
+    access = found.access
+    _record_view(g.user, found.taxpayer.id, access is None,
+                 access.taxpayer_id if access is not None and access.relation == "representative" else None, "account")
     today = today_warsaw()
-    state = account(db(), taxpayer.id, today)
-    documents, synced_at = _documents_and_sync(taxpayer.id, [item.id for item in state.liabilities])
-    upcoming = sorted(
-        ((i.due, i.left, item) for item in state.liabilities for i in item.installments if i.status != "overdue" and i.left > 0),
-        key=lambda row: (row[0], row[2].id),
-    )
-    next_due = None
-    if upcoming:
-        day = upcoming[0][0]
-        next_due = (day, sum((left for due, left, _item in upcoming if due == day), Decimal(0)))
-    return _page(
-        "taxes/resident_account.html", taxpayer, access, clerk, state=state, today=today, documents=documents,
-        synced_at=synced_at, next_due=next_due, biezace=sum((item.biezace for item in state.liabilities), Decimal(0)),
-    )
+    if session.get("_flashes"):
+        return _render_account(found, today, holes=False)  # a message shown once: not for the cache
+    cache = account_page_cache()
+    key = _account_page_key(found, today)
+    page = cache.get(key)
+    if page is None:
+        page = _render_account(found, today, holes=True)
+        cache.put(key, page)
+    return page.replace(CSRF_HOLE, generate_csrf()).replace(NONCE_HOLE, csp_nonce())
 
 
 @bp.route("/<int:taxpayer_id>/zobowiazania/<int:liability_id>")

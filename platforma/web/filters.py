@@ -16,12 +16,15 @@ WARSAW = ZoneInfo("Europe/Warsaw")
 _markdown = MarkdownIt("commonmark", {"html": False, "linkify": False}).enable("table")
 
 
+CENT = Decimal("0.01")
+
+
 def money(value: Decimal | None) -> str:
     """1 234,56 zł (Polish) or 1,234.56 zł (English). Formatted by hand rather than through Babel:
     an account page prints hundreds of amounts and this was an eighth of its time."""
     if value is None:
         return ""
-    text = f"{Decimal(value).quantize(Decimal('0.01')):,.2f}"
+    text = f"{(value if isinstance(value, Decimal) else Decimal(value)).quantize(CENT):,.2f}"
     if str(get_locale() or "pl") != "en":
         text = text.replace(",", "\u00a0").replace(".", ",")
     # a no-break space keeps "zł" with its number in narrow table cells

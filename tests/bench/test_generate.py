@@ -249,7 +249,8 @@ def ledger_digest(url: str) -> list[tuple]:
 
 
 def catalog(url: str) -> set[tuple[str, str, str]]:
-    """Every constraint and index of the public schema, by table, name and definition."""
+    """Every constraint, index and trigger (with whether it is enabled) of the public schema, by table,
+    name and definition."""
     engine = make_engine(url)
     try:
         with engine.connect() as conn:
@@ -257,15 +258,34 @@ def catalog(url: str) -> set[tuple[str, str, str]]:
                 "SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid) FROM pg_constraint "
                 "WHERE connamespace = 'public'::regnamespace UNION ALL "
                 "SELECT indrelid::regclass::text, indexrelid::regclass::text, pg_get_indexdef(indexrelid) FROM pg_index "
-                "WHERE indrelid IN (SELECT oid FROM pg_class WHERE relnamespace = 'public'::regnamespace)"
+                "WHERE indrelid IN (SELECT oid FROM pg_class WHERE relnamespace = 'public'::regnamespace) UNION ALL "
+                "SELECT tgrelid::regclass::text, tgname, tgenabled::text || ' ' || pg_get_triggerdef(oid) FROM pg_trigger "
+                "WHERE NOT tgisinternal AND tgrelid IN (SELECT oid FROM pg_class WHERE relnamespace = 'public'::regnamespace)"
             )).all())
+    finally:
+        engine.dispose()
+
+
+def sqlite_triggers(url: str) -> set[tuple[str, str]]:
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            return set(conn.execute(sa.text("SELECT name, sql FROM sqlite_master WHERE type = 'trigger'")).all())
     finally:
         engine.dispose()
 
 
 def test_generate_sqlite(tmp_path):
     url = f"sqlite:///{tmp_path / 'gmina.sqlite3'}"
+    reference_url = f"sqlite:///{tmp_path / 'reference.sqlite3'}"
+    reference = make_engine(reference_url)
+    try:
+        upgrade(reference)
+    finally:
+        reference.dispose()
     check_load(url, tmp_path)
+    # the triggers the loader dropped for the load (those run on every INSERT) are back
+    assert sqlite_triggers(url) == sqlite_triggers(reference_url) != set()
 
     # --fresh drops everything and loads the same gmina again, whatever --batch is
     before = ledger_digest(url)

@@ -11,7 +11,7 @@ from platforma.core.audit import append_only_ddl
 
 
 revision = '0006'
-down_revision = '0004'
+down_revision = '0005'
 branch_labels = None
 depends_on = None
 
