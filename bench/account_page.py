@@ -158,25 +158,27 @@ class CpuMeter:
         self.engine.dispose()
 
 
-@contextlib.contextmanager
-def gunicorn(args: argparse.Namespace, database: str) -> Iterator[tuple[str, int]]:
-    """gunicorn serving the app from a temporary instance whose database is the generated one."""
+def bench_instance() -> Path:
+    """A temporary instance directory with a generated gmina.toml (the database comes from the environment)."""
     instance = Path(tempfile.mkdtemp(prefix="bench-instance-"))
     config = instance / "gmina.toml"
     config.write_text(render_config(), encoding="utf-8")
     config.chmod(0o600)
+    return config
+
+
+@contextlib.contextmanager
+def gunicorn(args: argparse.Namespace, config: Path, database: str, extra_env: dict[str, str] | None = None
+             ) -> Iterator[tuple[str, int]]:
+    """gunicorn serving the app from `config` with the benchmarks' worker set-up; yields (base URL, pid)."""
     port = args.port or free_port()
-    env = {
-        **os.environ, "PLATFORMA_CONFIG": str(config), "PLATFORMA__DATABASE__URL": database,
-        "PYTHONDONTWRITEBYTECODE": "1",
-    }
-    if args.page_cache is not None:
-        env["PLATFORMA_ACCOUNT_PAGE_CACHE"] = str(args.page_cache)
+    env = {**os.environ, "PLATFORMA_CONFIG": str(config), "PLATFORMA__DATABASE__URL": database,
+           "PYTHONDONTWRITEBYTECODE": "1", **(extra_env or {})}
+    errors = config.parent / "gunicorn.log"
     command = [
         str(Path(sys.executable).parent / "gunicorn"), "--bind", f"127.0.0.1:{port}",
         "--workers", str(args.workers), "--worker-class", args.worker_class, "--threads", str(args.threads),
-        "--keep-alive", "5", "--log-level", "warning", "--error-logfile", str(instance / "gunicorn.log"),
-        "platforma.wsgi:app",
+        "--keep-alive", "5", "--log-level", "warning", "--error-logfile", str(errors), "platforma.wsgi:app",
     ]
     log(f"starting {' '.join(command[1:])}")
     process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -185,8 +187,7 @@ def gunicorn(args: argparse.Namespace, database: str) -> Iterator[tuple[str, int
         deadline = time.monotonic() + 60
         while True:
             if process.poll() is not None:
-                raise SystemExit(f"gunicorn exited ({process.returncode}); see {instance / 'gunicorn.log'}:\n"
-                                 + (instance / "gunicorn.log").read_text(errors="replace")[-3000:])
+                raise SystemExit(f"gunicorn exited ({process.returncode}):\n" + errors.read_text(errors="replace")[-3000:])
             try:
                 with urllib.request.urlopen(f"{base}/healthz", timeout=5) as response:
                     if response.status == 200:
@@ -204,11 +205,9 @@ def gunicorn(args: argparse.Namespace, database: str) -> Iterator[tuple[str, int
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
-        shutil.rmtree(instance, ignore_errors=True)
 
 
-# -- residents signed in through the login form ----------------------------------------------------
-
+# -- the load generator -------------------------------------------------------------------------------
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
     def redirect_request(self, *args: Any, **kwargs: Any) -> None:
         return None
@@ -370,7 +369,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     log(f"gmina: {gmina['rows']}")
     chosen = residents(args.database, args.sessions)
 
-    with gunicorn(args, args.database) as (base, master):
+    page_cache = {} if args.page_cache is None else {"PLATFORMA_ACCOUNT_PAGE_CACHE": str(args.page_cache)}
+    with gunicorn(args, bench_instance(), args.database, page_cache) as (base, master):
         meter = CpuMeter(master, args.database)
         started = time.perf_counter()
         with ThreadPoolExecutor(max_workers=8) as pool:

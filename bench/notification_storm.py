@@ -27,7 +27,6 @@ answered per second, the ratio to the trivial page (target >= 0.30), latency and
 from __future__ import annotations
 
 import argparse
-import contextlib
 import itertools
 import json
 import logging
@@ -41,10 +40,8 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from pathlib import Path
@@ -52,7 +49,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from bench.account_page import CpuMeter, free_port
+from bench.account_page import CpuMeter, gunicorn
 from bench.common import RESULTS_DIR, gmina_size, host, load_average, log, write_results
 from platforma.config import load_settings
 from platforma.instance import render_config
@@ -154,47 +151,6 @@ def write_instance(directory: Path, simulator_url: str, p24: dict[str, Any]) -> 
     config.chmod(0o600)
     return config
 
-
-@contextlib.contextmanager
-def gunicorn(args: argparse.Namespace, config: Path) -> Iterator[tuple[str, int]]:
-    """gunicorn serving the app as bench.account_page starts it, from `config`."""
-    port = args.port or free_port()
-    env = {**os.environ, "PLATFORMA_CONFIG": str(config), "PLATFORMA__DATABASE__URL": args.database,
-           "PYTHONDONTWRITEBYTECODE": "1"}
-    errors = config.parent / "gunicorn.log"
-    command = [
-        str(Path(sys.executable).parent / "gunicorn"), "--bind", f"127.0.0.1:{port}",
-        "--workers", str(args.workers), "--worker-class", args.worker_class, "--threads", str(args.threads),
-        "--keep-alive", "5", "--log-level", "warning", "--error-logfile", str(errors), "platforma.wsgi:app",
-    ]
-    log(f"starting {' '.join(command[1:])}")
-    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if process.poll() is not None:
-                raise SystemExit(f"gunicorn exited ({process.returncode}):\n" + errors.read_text(errors="replace")[-3000:])
-            try:
-                with urllib.request.urlopen(f"{base}/healthz", timeout=5) as response:
-                    if response.status == 200:
-                        break
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                pass
-            if time.monotonic() > deadline:
-                raise SystemExit("gunicorn did not answer /healthz within 60 s")
-            time.sleep(0.3)
-        yield base, process.pid
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-# -- the load generator -------------------------------------------------------------------------------
 
 def wrk(args: argparse.Namespace, url: str, script_args: list[str], expected: int) -> dict[str, Any]:
     """Run wrk with the list script until every request is answered."""
@@ -390,7 +346,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = write_instance(instance, simulator.base_url, p24)
         runtime = Runtime.from_settings(load_settings(config, {"PLATFORMA__DATABASE__URL": args.database}))
         tag = secrets.token_hex(4)
-        with gunicorn(args, config) as (base, master):
+        with gunicorn(args, config, args.database) as (base, master):
             meter = CpuMeter(master, args.database)
             started = time.perf_counter()
             made = create_payments(runtime, args.warmup_payments + args.payments, base + WEBHOOK, args.seed, tag)
