@@ -254,6 +254,53 @@ class Esign(_Section):
     seal_certificate: str = ""
 
 
+class Episma(_Section):
+    """Letters: the register of incoming mail, attachments, forwarding to document management."""
+
+    #: the registration number in the register of incoming mail: {seq} (the next number in the year,
+    #: e.g. {seq:05d} for leading zeros) and {year}
+    registration_pattern: str = "KO.{seq}.{year}"
+    #: the largest attachment and the largest sum of a letter's attachments, in MB
+    max_attachment_mb: int = Field(default=5, ge=1, le=100)
+    max_attachments_mb: int = Field(default=10, ge=1, le=200)
+    max_attachments: int = Field(default=20, ge=1, le=100)
+    #: the kinds of files accepted as attachments (extensions; see platforma.episma.rules.FILE_KINDS)
+    allowed_attachments: list[str] = Field(default_factory=lambda: list(_default_attachment_kinds()))
+    #: a DocumentSink plugin id (enabled in [plugins]) that filed letters are forwarded to; empty: none
+    document_sink: str = ""
+    #: forward every letter to the document sink as soon as its receipt is issued
+    forward_on_receipt: bool = False
+
+    @field_validator("registration_pattern")
+    @classmethod
+    def _pattern(cls, v: str) -> str:
+        from platforma.episma.rules import check_registration_pattern
+
+        return check_registration_pattern(v)
+
+    @field_validator("allowed_attachments")
+    @classmethod
+    def _kinds(cls, v: list[str]) -> list[str]:
+        from platforma.episma.rules import FILE_KINDS
+
+        unknown = [k for k in v if k.lower() not in FILE_KINDS]
+        if unknown:
+            raise ValueError(f"nieznany rodzaj pliku {unknown[0]!r}; dozwolone: {', '.join(FILE_KINDS)}")
+        return [k.lower() for k in v]
+
+    @model_validator(mode="after")
+    def _sizes(self) -> "Episma":
+        if self.max_attachment_mb > self.max_attachments_mb:
+            raise ValueError("max_attachment_mb nie może przekraczać max_attachments_mb")
+        return self
+
+
+def _default_attachment_kinds() -> tuple[str, ...]:
+    from platforma.episma.rules import DEFAULT_ALLOWED
+
+    return DEFAULT_ALLOWED
+
+
 class Settings(_Section):
     #: a demonstration instance: allows loading the demo data
     demo: bool = False
@@ -266,6 +313,7 @@ class Settings(_Section):
     plugins: Plugins = Field(default_factory=Plugins)
     payments: Payments = Field(default_factory=Payments)
     esign: Esign = Field(default_factory=Esign)
+    episma: Episma = Field(default_factory=Episma)
     #: directory of the instance (the folder holding gmina.toml); not read from the file
     instance_dir: str = Field(default="instance", exclude=True)
 
@@ -371,6 +419,12 @@ def settings_from_dict(data: dict[str, Any], source: str | None = None) -> Setti
         settings = Settings.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(_polish_errors(exc), source) from None
+    # a signed letter carries its attachments in base64 (4/3 of their size) and must fit in one request
+    needed_mb = settings.episma.max_attachments_mb * 4 // 3 + 2
+    if needed_mb > settings.server.max_request_mb:
+        raise ConfigError([f"episma.max_attachments_mb: podpisane pismo z załącznikami o łącznej wielkości "
+                           f"{settings.episma.max_attachments_mb} MB ma do {needed_mb} MB, a server.max_request_mb "
+                           f"pozwala na {settings.server.max_request_mb} MB; zmniejsz jedno lub zwiększ drugie"], source)
     if settings.esign.seal_key or settings.esign.seal_certificate:
         from platforma.esign.seal import seal_problems  # reads files: only when a seal is configured
 

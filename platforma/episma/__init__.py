@@ -1,0 +1,1 @@
+"""E-pisma: letters filed electronically with a signature, their receipts, the registry office and replies (issue 5)."""
