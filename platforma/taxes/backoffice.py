@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
+from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
 import sqlalchemy as sa
@@ -15,6 +17,8 @@ from platforma.core import audit
 from platforma.core.access import Permission, requires
 from platforma.accounts.models import User
 from platforma.core.web import client_ip, db, runtime, user_agent
+from platforma.payments.queries import virtual_layout
+from platforma.payments.rules import VirtualAccountLayout, format_nrb, is_valid_nrb, normalise_nrb
 from platforma.taxes import operations as tax_ops
 from platforma.taxes import rules
 from platforma.taxes.backoffice_forms import InterestCalculatorForm, ManualPostingForm, RemindersForm
@@ -34,10 +38,46 @@ backoffice_menu.add(_l("Podatnicy"), "taxes_backoffice.search", Permission.TAXPA
 PAGE_SIZE = 25
 
 
-def search_taxpayers(session, query: str, limit: int = PAGE_SIZE) -> list[Taxpayer]:
+@dataclass(frozen=True)
+class SearchResult:
+    taxpayers: list[Taxpayer]
+    #: why nothing could be looked up (Polish, for the clerk); empty when the search ran
+    message: str = ""
+
+
+def _account_number(query: str) -> str | None:
+    """The query as an NRB when it is one: 26 digits, spaces (or dashes) and a "PL" prefix allowed."""
+    cleaned = normalise_nrb(query)
+    return cleaned if re.fullmatch(r"\d{26}", cleaned) else None
+
+
+def search_by_account(session, nrb: str, layout: VirtualAccountLayout | None) -> SearchResult:
+    """The taxpayer whose individual account (rachunek indywidualny) the number is, by the gmina's
+    layout ([payments.virtual_accounts]); a number outside it gets a message, not an error."""
+    if layout is None:
+        return SearchResult([], _("Gmina nie ma rachunków indywidualnych: po numerze rachunku nie można wyszukać podatnika."))
+    if not is_valid_nrb(nrb):
+        return SearchResult([], _("Numer rachunku %(nrb)s ma błędne cyfry kontrolne: sprawdź, czy nie ma w nim pomyłki.",
+                                  nrb=format_nrb(nrb)))
+    taxpayer_id = layout.taxpayer_for(nrb)
+    if taxpayer_id is None:
+        return SearchResult([], _("Rachunek %(nrb)s nie jest rachunkiem indywidualnym podatnika tej gminy.",
+                                  nrb=format_nrb(nrb)))
+    taxpayer = session.get(Taxpayer, taxpayer_id)
+    return SearchResult([taxpayer] if taxpayer is not None else [])
+
+
+def search_taxpayers(session, query: str, limit: int = PAGE_SIZE, layout: VirtualAccountLayout | None = None) -> SearchResult:
     query = query.strip()
     if not query:
-        return []
+        return SearchResult([])
+    nrb = _account_number(query)
+    if nrb is not None:
+        return search_by_account(session, nrb, layout)
+    return SearchResult(_search_records(session, query, limit))
+
+
+def _search_records(session, query: str, limit: int) -> list[Taxpayer]:
     digits = "".join(ch for ch in query if ch.isdigit())
     conditions = []
     if len(digits) == 11 and digits == query.replace(" ", ""):
@@ -77,14 +117,15 @@ def search_taxpayers(session, query: str, limit: int = PAGE_SIZE) -> list[Taxpay
 @requires(Permission.TAXPAYERS_VIEW)
 def search():
     query = request.args.get("q", "")[:200]
-    results = search_taxpayers(db(), query) if query else []
+    found = search_taxpayers(db(), query, layout=virtual_layout(runtime().settings)) if query else SearchResult([])
     if query:
         # a search shows personal data of whoever matches: recorded like a view
         audit.record(
-            db(), "taxpayer.search", actor=g.user, details={"query": query, "results": [t.id for t in results]},
+            db(), "taxpayer.search", actor=g.user, details={"query": query, "results": [t.id for t in found.taxpayers]},
             ip=client_ip(), user_agent=user_agent(),
         )
-    return render_template("taxes/search.html", query=query, results=results, page_size=PAGE_SIZE)
+    return render_template("taxes/search.html", query=query, results=found.taxpayers, message=found.message,
+                           page_size=PAGE_SIZE)
 
 
 @bp.route("/<int:taxpayer_id>")
