@@ -1,6 +1,7 @@
-"""Electronic signatures: verifying XAdES-signed letters and sealing the office's receipts (issue 5, parts 3-4).
+"""Electronic signatures: verifying XAdES-signed letters and PAdES-signed PDFs, and sealing the office's receipts
+(issue 5, parts 2-4).
 
-The names below are loaded on first use, so that mounting ``platforma esign`` does not import signxml and
+The names below are loaded on first use, so that mounting ``platforma esign`` does not import signxml, pyHanko and
 cryptography into every command.
 """
 from __future__ import annotations
@@ -21,6 +22,10 @@ _EXPORTS = {
     "ReferenceReport": "platforma.esign.verify",
     "VerificationReport": "platforma.esign.verify",
     "verify_document": "platforma.esign.verify",
+    "embedded_files": "platforma.esign.pades",
+    "is_pdf": "platforma.esign.pades",
+    "signed_form_xml": "platforma.esign.pades",
+    "verify_pdf": "platforma.esign.pades",
 }
 
 __all__ = sorted(_EXPORTS)
