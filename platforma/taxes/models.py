@@ -418,6 +418,88 @@ class Posting(Base):
         return sa.case((cls.kind.in_(CREDIT_KINDS), -cls.amount), else_=cls.amount)
 
 
+# -- przedawnienie (art. 70 OP) ---------------------------------------------------------------------
+
+#: przerwanie (art. 70 §4), zawieszenie (art. 70 §2 pkt 1, §6), koniec_zawieszenia (art. 70 §7: the
+#: period runs on from the next day), zabezpieczenie (art. 70 §8: a tax mortgage or pledge)
+LIMITATION_RECORD_KINDS = ("przerwanie", "zawieszenie", "koniec_zawieszenia", "zabezpieczenie")
+
+
+class LimitationRecord(Base):
+    """What a clerk recorded about the running of a liability's limitation period (art. 70 OP).
+
+    Append-only (the database refuses UPDATE and DELETE): a suspension whose end was not known is
+    ended by a later `koniec_zawieszenia` naming it. A new record raises the liability's `revision`
+    (trigger, migration 0007), so the account page shows the new limitation date at once. It
+    concerns every installment of the liability (`taxes.rules.limitation_date`)."""
+
+    __tablename__ = "limitation_record"
+    __table_args__ = (
+        sa.CheckConstraint(_in("kind", LIMITATION_RECORD_KINDS), name="kind"),
+        sa.CheckConstraint("trim(reason) <> ''", name="reason"),
+        sa.CheckConstraint("kind <> 'koniec_zawieszenia' OR ends_id IS NOT NULL", name="ends_suspension"),
+        sa.CheckConstraint("until IS NULL OR (kind = 'zawieszenie' AND until >= occurred_on)", name="until"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    liability_id: Mapped[int] = mapped_column(sa.ForeignKey("liability.id"), index=True)
+    #: one of LIMITATION_RECORD_KINDS
+    kind: Mapped[str] = mapped_column(sa.String(20))
+    #: the day of the enforcement measure, the first day suspended, the last day of a suspension
+    #: (koniec_zawieszenia), the day of the mortgage or pledge
+    occurred_on: Mapped[dt.date]
+    #: a suspension's last day when known at once (e.g. the deferred due date, art. 70 §2 pkt 1)
+    until: Mapped[dt.date | None]
+    #: the suspension a koniec_zawieszenia ends
+    ends_id: Mapped[int | None] = mapped_column(sa.ForeignKey("limitation_record.id"))
+    #: what happened, e.g. the enforcement title and the measure; required
+    reason: Mapped[str] = mapped_column(sa.Text)
+    created_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("user_account.id"))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+# -- manual postings waiting for a second clerk ([taxes] manual_posting_approval) ------------------
+
+PROPOSAL_STATES = ("proposed", "approved", "rejected")
+
+
+class PostingProposal(Base):
+    """A clerk's manual posting that waits for a different clerk's approval; not in the ledger until
+    then. Approval moves `state` from "proposed" once (a conditional UPDATE: two approvals at once
+    post once) and posts it with `source` "approval" and the proposal's id as its key."""
+
+    __tablename__ = "posting_proposal"
+    __table_args__ = (
+        sa.CheckConstraint(_in("state", PROPOSAL_STATES), name="state"),
+        sa.CheckConstraint("amount > 0", name="amount"),
+        sa.CheckConstraint("trim(reason) <> ''", name="reason"),
+        sa.CheckConstraint("state = 'proposed' OR decided_by_id IS NOT NULL", name="decided"),
+        sa.CheckConstraint("state <> 'rejected' OR trim(decision_reason) <> ''", name="rejection_reason"),
+        sa.CheckConstraint("decided_by_id IS NULL OR decided_by_id <> proposed_by_id", name="four_eyes"),
+        sa.Index("ix_posting_proposal_state", "state", "proposed_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    taxpayer_id: Mapped[int] = mapped_column(sa.ForeignKey("taxpayer.id"), index=True)
+    liability_id: Mapped[int | None] = mapped_column(sa.ForeignKey("liability.id"))
+    installment_id: Mapped[int | None] = mapped_column(sa.ForeignKey("installment.id"))
+    #: one of operations.MANUAL_KINDS
+    kind: Mapped[str] = mapped_column(sa.String(20))
+    amount: Mapped[Decimal] = mapped_column(Money)
+    value_date: Mapped[dt.date]
+    reason: Mapped[str] = mapped_column(sa.Text)
+    proposed_by_id: Mapped[int] = mapped_column(sa.ForeignKey("user_account.id"))
+    proposed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    #: proposed, approved or rejected
+    state: Mapped[str] = mapped_column(sa.String(10), default="proposed")
+    decided_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("user_account.id"))
+    decided_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    #: why it was rejected (required then)
+    decision_reason: Mapped[str] = mapped_column(sa.Text, default="")
+    #: the posting made on approval
+    posting_id: Mapped[int | None] = mapped_column(sa.ForeignKey("posting.id"), unique=True)
+
+
 @event.listens_for(Session, "before_flush")
 def _refuse_posting_changes(session: Session, _ctx: Any, _instances: Any) -> None:
     for obj in session.deleted:
@@ -426,3 +508,8 @@ def _refuse_posting_changes(session: Session, _ctx: Any, _instances: Any) -> Non
     for obj in session.dirty:
         if isinstance(obj, Posting) and session.is_modified(obj, include_collections=False):
             raise RuntimeError("postings are append-only: add a korekta instead of changing")
+        if isinstance(obj, LimitationRecord) and session.is_modified(obj, include_collections=False):
+            raise RuntimeError("limitation records are append-only: add a new one")
+    for obj in session.deleted:
+        if isinstance(obj, LimitationRecord):
+            raise RuntimeError("limitation records are append-only: add a new one")
