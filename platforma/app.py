@@ -88,6 +88,9 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     from platforma.accounts import blueprint as accounts_blueprint
     from platforma.accounts.sessions import load_signed_in_user
     from platforma.admin import blueprint as admin_blueprint
+    from platforma.episma import backoffice as episma_backoffice
+    from platforma.episma import load_built_in as load_episma
+    from platforma.episma import views as episma_views
     from platforma.backoffice import blueprint as backoffice_blueprint
     from platforma.payments import backoffice as payments_backoffice
     from platforma.payments import views as payments_views
@@ -116,6 +119,9 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.register_blueprint(payments_views.bp)
     app.register_blueprint(payments_views.pay_bp)
     app.register_blueprint(payments_backoffice.bp)
+    app.register_blueprint(episma_views.bp)
+    app.register_blueprint(episma_backoffice.bp)
+    load_episma()
     # gateways sign their notifications; they carry no session and no CSRF token
     csrf.exempt(payments_views.webhook)
 
@@ -135,6 +141,9 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         except (KeyError, ValueError) as exc:
             problems.append(f"plugins.enabled: {exc.args[0]}")
     problems.extend(gateway_problems(settings))
+    sink = settings.episma.document_sink
+    if sink and sink not in settings.plugins.enabled:
+        problems.append(f"episma.document_sink: wtyczka {sink!r} musi być też włączona w plugins.enabled")
     if problems:
         raise ConfigError(problems)
 

@@ -147,6 +147,9 @@ def jobs() -> None:
 def jobs_run() -> None:
     import platforma.core.mail  # noqa: F401  (registers the mail handler)
     from platforma.core.jobs import run_due
+    from platforma.episma import load_built_in as load_episma
+
+    load_episma()
 
     click.echo(json.dumps(run_due(_runtime()), ensure_ascii=False))
 
@@ -170,6 +173,10 @@ def jobs_worker(workers: int) -> None:
     import platforma.core.mail  # noqa: F401
     from huey.consumer import Consumer
 
+    from platforma.episma import load_built_in as load_episma
+
+    load_episma()
+
     from platforma.core.jobs import make_huey
 
     runtime = _runtime()
@@ -187,9 +194,11 @@ def plugins() -> None:
 def plugins_list() -> None:
     import platforma.accounts.identity  # noqa: F401
     from platforma.core.registry import registry
+    from platforma.episma import load_built_in as load_episma
     from platforma.payments.gateways import load_built_in
 
     load_built_in()
+    load_episma()
     settings = load_settings()
     enabled = {"local", *settings.plugins.enabled, *settings.payments.gateways}
     for plugin in registry.all():
@@ -201,9 +210,11 @@ def plugins_list() -> None:
 def plugins_check() -> None:
     import platforma.accounts.identity  # noqa: F401
     from platforma.core.registry import registry
+    from platforma.episma import load_built_in as load_episma
     from platforma.payments.gateways import load_built_in
 
     load_built_in()
+    load_episma()
     settings = load_settings()
     failed = False
     for plugin_id in dict.fromkeys(["local", *settings.plugins.enabled, *settings.payments.gateways]):

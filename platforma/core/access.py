@@ -26,11 +26,13 @@ class Permission(enum.StrEnum):
     USERS_MANAGE = "users_manage"
     SITE_PAGES_EDIT = "site_pages_edit"
     SETTINGS_EDIT = "settings_edit"  # dated settings: interest rates, thresholds, costs, schedules
+    LETTERS_HANDLE = "letters_handle"  # the registry office: incoming letters, assignment, replies
 
 
 ROLE_PERMISSIONS: dict[str, frozenset[Permission]] = {
     "resident": frozenset({Permission.RESIDENT_AREA}),
-    "clerk": frozenset({Permission.BACKOFFICE, Permission.TAXPAYERS_VIEW, Permission.TAXPAYER_ACCESS_MANAGE, Permission.POSTINGS_MANAGE}),
+    "clerk": frozenset({Permission.BACKOFFICE, Permission.TAXPAYERS_VIEW, Permission.TAXPAYER_ACCESS_MANAGE, Permission.POSTINGS_MANAGE,
+                        Permission.LETTERS_HANDLE}),
     "admin": frozenset(
         {
             Permission.BACKOFFICE,
@@ -41,6 +43,7 @@ ROLE_PERMISSIONS: dict[str, frozenset[Permission]] = {
             Permission.USERS_MANAGE,
             Permission.SITE_PAGES_EDIT,
             Permission.SETTINGS_EDIT,
+            Permission.LETTERS_HANDLE,
         }
     ),
 }

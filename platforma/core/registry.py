@@ -13,7 +13,8 @@ from typing import Any, ClassVar, Generic, TypeVar
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 ENTRY_POINT_GROUP = "platforma.plugins"
-KINDS = ("PaymentGateway", "StatementFormat", "DomainSystem", "DocumentSink", "IdentityProvider", "SignatureVerifier")
+KINDS = ("PaymentGateway", "StatementFormat", "DomainSystem", "DocumentSink", "IdentityProvider", "SignatureVerifier",
+         "SigningMethod")
 
 
 class NoOptions(BaseModel):

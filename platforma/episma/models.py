@@ -247,6 +247,8 @@ class LetterExport(Base):
     requested_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     requested_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("user_account.id"))
     done_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    #: failed deliveries so far; after platforma.episma.sinks.MAX_ATTEMPTS the export is marked failed
+    attempts: Mapped[int] = mapped_column(default=0)
     #: what the sink reports: the package's name or the receiving system's identifier
     reference: Mapped[str] = mapped_column(sa.String(300), default="")
     last_error: Mapped[str] = mapped_column(sa.Text, default="")

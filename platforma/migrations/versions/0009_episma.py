@@ -155,6 +155,7 @@ def upgrade() -> None:
     sa.Column('requested_at', platforma.core.db.UTCDateTime(timezone=True), nullable=False),
     sa.Column('requested_by_id', sa.Integer(), nullable=True),
     sa.Column('done_at', platforma.core.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('attempts', sa.Integer(), nullable=False),
     sa.Column('reference', sa.String(length=300), nullable=False),
     sa.Column('last_error', sa.Text(), nullable=False),
     sa.CheckConstraint("status IN ('pending', 'done', 'failed')", name=op.f('ck_letter_export_status')),
