@@ -492,7 +492,8 @@ class LetterForm:
 
     # -- the web form --------------------------------------------------------------------------
     def prefill(self, taxpayer: Any, user: Any, session: Any, today: dt.date) -> dict[str, Any]:
-        """Initial values of the web form (`web_form(data=...)`)."""
+        """Initial data from the taxpayer (may be None), the user and the account, shaped like `data_from`'s
+        (only the keys it knows): `web_form(formdata=MultiDict(form_data(prefill(...))))` shows them."""
         return {}
 
     def hints(self, session: Any, taxpayer: Any, today: dt.date) -> list[str]:

@@ -8,12 +8,12 @@ from typing import Any
 
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from wtforms import RadioField, SelectMultipleField, StringField
+from wtforms import SelectMultipleField, StringField
 
 from platforma.core.settings import decimal_on
 from platforma.episma.forms.base import Item, LetterForm
 from platforma.episma.forms.choices import TAX_KINDS
-from platforma.episma.forms.fields import CheckboxesInput, Required, RequiredWhen, Text, Whole
+from platforma.episma.forms.fields import CheckboxesInput, RadioField, Required, RequiredWhen, Text, Whole
 from platforma.episma.forms.rules import decimal_text
 from platforma.episma.forms.settings import STAMP_DUTY_CERTIFICATE, optional_decimal
 from platforma.web.forms import Form, RadioInput, TextInput
@@ -74,7 +74,7 @@ class CertificateRequest(LetterForm):
     )
 
     def prefill(self, taxpayer, user, session, today):
-        return {"scope": "all", "copies": "1", "delivery": "platform"}
+        return {"scope": "all", "copies": 1, "delivery": "platform"}
 
     def hints(self, session, taxpayer, today):
         fee = optional_decimal(session, STAMP_DUTY_CERTIFICATE.key, today)

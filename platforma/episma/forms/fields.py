@@ -5,6 +5,7 @@ import datetime as dt
 
 from flask_babel import lazy_gettext as _l
 from govuk_frontend_wtf.wtforms_widgets import GovCheckboxesInput, GovDateInput
+import wtforms
 from wtforms import Field, ValidationError
 from wtforms.validators import StopValidation
 
@@ -178,3 +179,12 @@ class LandRegister:
             normalise_kw(field.data)
         except ValueError as exc:
             raise ValidationError(str(exc)) from None
+
+
+class RadioField(wtforms.RadioField):
+    """Radios whose "nothing chosen" is reported by `Required` (in the form's words), not as an invalid choice."""
+
+    def pre_validate(self, form) -> None:
+        if self.data in (None, ""):
+            return
+        super().pre_validate(form)

@@ -5,10 +5,10 @@ from __future__ import annotations
 import sqlalchemy as sa
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from wtforms import RadioField, StringField
+from wtforms import StringField
 
 from platforma.episma.forms.base import Item, LetterForm
-from platforma.episma.forms.fields import Amount, DateField, LandRegister, Optional, Required, Text
+from platforma.episma.forms.fields import Amount, DateField, LandRegister, Optional, RadioField, Required, Text
 from platforma.episma.forms.rules import normalise_kw
 from platforma.web.forms import Form, RadioInput, TextInput
 

@@ -5,11 +5,11 @@ from decimal import Decimal
 
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from wtforms import RadioField, SelectField, StringField, TextAreaField
+from wtforms import SelectField, StringField, TextAreaField
 
 from platforma.episma.forms.base import Item, LetterForm
 from platforma.episma.forms.choices import NOT_CHOSEN, TAX_KINDS
-from platforma.episma.forms.fields import Amount, Optional, Required, RequiredWhen, Text, YearRange
+from platforma.episma.forms.fields import Amount, Optional, RadioField, Required, RequiredWhen, Text, YearRange
 from platforma.episma.forms.rules import decimal_text
 from platforma.payments.rules import format_nrb, is_valid_nrb, normalise_nrb
 from platforma.web.forms import Form, Nrb, RadioInput, Select, TextArea, TextInput
@@ -85,7 +85,7 @@ class RefundRequest(LetterForm):
     def prefill(self, taxpayer, user, session, today):
         values = {}
         if user is not None and user.refund_nrb:
-            values.update(method="transfer", nrb=format_nrb(user.refund_nrb))
+            values.update(method="transfer", nrb=normalise_nrb(user.refund_nrb))
         if taxpayer is not None:
             values["account_holder"] = (taxpayer.name if taxpayer.kind == "legal"
                                         else f"{taxpayer.first_name} {taxpayer.last_name}".strip())
@@ -93,7 +93,7 @@ class RefundRequest(LetterForm):
             values["account_holder"] = user.full_name
         overpayment = account_overpayment(session, taxpayer, today)
         if overpayment:
-            values["amount"] = decimal_text(overpayment, 2).replace(".", ",")
+            values["amount"] = decimal_text(overpayment, 2)
         return values
 
     def hints(self, session, taxpayer, today):

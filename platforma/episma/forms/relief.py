@@ -6,11 +6,12 @@ import datetime as dt
 
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from wtforms import RadioField, SelectField, StringField, TextAreaField
+from wtforms import SelectField, StringField, TextAreaField
 
 from platforma.episma.forms.base import Item, LetterForm
 from platforma.episma.forms.choices import NOT_CHOSEN, TAX_KINDS
 from platforma.episma.forms.fields import (
+    RadioField,
     Amount, DateField, InFuture, Optional, Required, RequiredWhen, Text, Whole, YearRange,
 )
 from platforma.episma.forms.rules import decimal_text
@@ -106,7 +107,7 @@ class ReliefRequest(LetterForm):
 
     def prefill(self, taxpayer, user, session, today):
         arrears = account_arrears(session, taxpayer, today)
-        return {"amount": decimal_text(arrears, 2).replace(".", ",")} if arrears else {}
+        return {"amount": decimal_text(arrears, 2)} if arrears else {}
 
     def hints(self, session, taxpayer, today):
         arrears = account_arrears(session, taxpayer, today)

@@ -8,12 +8,12 @@ from decimal import Decimal
 import sqlalchemy as sa
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from wtforms import RadioField, StringField
+from wtforms import StringField
 from wtforms.validators import Regexp
 
 from platforma.episma.forms.base import Item, LetterForm
 from platforma.episma.forms.choices import YES_NO
-from platforma.episma.forms.fields import DateField, Required, Text, Whole
+from platforma.episma.forms.fields import DateField, RadioField, Required, Text, Whole
 from platforma.episma.forms.rules import decimal_text, waste_fee
 from platforma.episma.forms.settings import WASTE_COMPOSTER_DISCOUNT, WASTE_RATE, in_force_since, optional_decimal
 from platforma.web.forms import Form, RadioInput, TextInput
@@ -122,7 +122,7 @@ class WasteDeclaration(LetterForm):
         residents = declared_residents(session, taxpayer)
         values["kind"] = "first" if residents is None else "change"
         if residents is not None:
-            values["residents"] = str(residents)
+            values["residents"] = residents
         return values
 
     def hints(self, session, taxpayer, today):
