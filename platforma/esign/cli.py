@@ -24,18 +24,20 @@ def _print(payload: dict) -> None:
     click.echo(json.dumps(payload, ensure_ascii=False, indent=2))
 
 
-@click.group(help="Podpisy elektroniczne (XAdES) i pieczęć urzędu.")
+@click.group(help="Podpisy elektroniczne (XAdES, PAdES) i pieczęć urzędu.")
 def esign() -> None:
     pass
 
 
-@esign.command("verify", help="Sprawdź podpis XAdES dokumentu. Kod wyjścia: 0 podpis ważny, 1 nieważny (powody "
-                              "w \"errors\"), 2 pliku nie da się odczytać jako podpisanego dokumentu.")
+@esign.command("verify", help="Sprawdź podpis XAdES dokumentu XML albo podpisy PAdES dokumentu PDF (rozpoznanego po "
+                              "nagłówku %PDF-). Kod wyjścia: 0 podpis ważny, 1 nieważny (powody w \"errors\"), "
+                              "2 pliku nie da się odczytać jako podpisanego dokumentu.")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--trust", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Plik PEM z certyfikatami zaufanych wystawców (domyślnie esign.trust_anchors z gmina.toml "
                    "oraz certyfikat pieczęci urzędu, esign.seal_certificate).")
 def verify(file: Path, trust: Path | None) -> None:
+    from platforma.esign.pades import is_pdf, verify_pdf
     from platforma.esign.parsing import SignatureError
     from platforma.esign.trust import TrustAnchorError
     from platforma.esign.verify import verify_document
@@ -50,7 +52,10 @@ def verify(file: Path, trust: Path | None) -> None:
     except OSError as exc:
         _refused(f"nie można odczytać pliku {file}: {exc.strerror}")
     try:
-        report = verify_document(data, trust_anchors=anchors)
+        if is_pdf(data):
+            report = verify_pdf(data, trust_anchors=anchors)
+        else:
+            report = verify_document(data, trust_anchors=anchors)
     except SignatureError as exc:
         _refused(str(exc))
     _print(report.as_dict())

@@ -69,6 +69,9 @@ MAX_REVISIONS = 64
 #: objects in the final revision (/Size): a 100-page letter with images has a few thousand
 MAX_OBJECTS = 200_000
 MAX_SIGNATURES = 20
+#: objects added or replaced after a signature: a DSS, an archive time-stamp or a further signature change tens;
+#: pyHanko's difference analysis costs about 0.1 ms per changed object (16 s for 190,000), so more is refused
+MAX_CHANGED_OBJECTS = 5_000
 MAX_EMBEDDED_FILES = 100
 MAX_PAGES = 10_000
 #: name trees and page trees deeper than this are refused (a real one is two or three levels deep)
@@ -87,11 +90,15 @@ def is_pdf(data: bytes) -> bool:
 
 # -- reading untrusted PDF bytes --------------------------------------------------------------------
 
-def _decode_limits(size: int) -> DecodeLimits:
-    """pyHanko's limits for untrusted input, with the absolute caps brought down to the size bound."""
-    cap = max(size, 1) * 50
-    return DecodeLimits(per_stream=StreamDecodeLimits(max_output_size=min(256 * 1024 * 1024, max(cap, 16 * 1024 * 1024))),
-                        document_budget=DocumentDecodeBudget(base_allowance=64 * 1024 * 1024, max_ratio=20))
+def _decode_limits(max_bytes: int) -> DecodeLimits:
+    """pyHanko's limits for untrusted input (no stacked compression bombs), with lower absolute caps.
+
+    Verification decodes only structure (object and cross-reference streams, signature dictionaries) and,
+    for ``embedded_files``, the attachments: no stream needs more than a few times the upload bound.
+    """
+    mib = 1024 * 1024
+    return DecodeLimits(per_stream=StreamDecodeLimits(max_output_size=max(4 * max_bytes, 64 * mib)),
+                        document_budget=DocumentDecodeBudget(base_allowance=128 * mib, max_ratio=20))
 
 
 @contextlib.contextmanager
@@ -123,8 +130,10 @@ def _open(data: bytes, max_bytes: int) -> PdfFileReader:
         raise SignatureError("dokument PDF jest niekompletny (brak znacznika końca pliku %%EOF); mógł zostać "
                              "ucięty przy przesyłaniu")
     with _unreadable():
-        reader = PdfFileReader(io.BytesIO(data), strict=True, decode_limits=_decode_limits(len(data)))
-        encrypted = reader.encrypted
+        reader = PdfFileReader(io.BytesIO(data), strict=True, decode_limits=_decode_limits(max_bytes))
+        encrypted = "/Encrypt" in reader.trailer_view
+        if not encrypted:
+            reader.root  # the catalog parses, or the document is unreadable
         revisions = reader.xrefs.total_revisions
         size = reader.trailer_view.get("/Size", 0)
     if encrypted:
@@ -255,7 +264,7 @@ def _coverage(check: _Checked) -> None:
         check.errors.append("podpis nie obejmuje całej podpisanej wersji dokumentu (nietypowy zakres ByteRange); "
                             "część treści mogła zostać dopisana lub zmieniona bez naruszenia podpisu")
         return
-    _, first, start, length = (int(n) for n in check.embedded.byte_range)
+    _, _, start, length = (int(n) for n in check.embedded.byte_range)
     check.end = start + length
 
 
@@ -268,7 +277,6 @@ def _timestamp_token(check: _Checked, anchors: list[x509.Certificate]) -> None:
     tokens = [a for a in unsigned if a["type"].native == "signature_time_stamp_token"]
     if not tokens:
         return
-    check.time_stamped = True
     try:
         token = tokens[0]["values"][0]["content"]
         value = signer_info["signature"].native
@@ -279,7 +287,8 @@ def _timestamp_token(check: _Checked, anchors: list[x509.Certificate]) -> None:
         check.warnings.append(f"znacznik czasu podpisu jest nieprawidłowy ({problem}); pominięto go, czas podpisu "
                               "przyjęto z deklaracji podpisującego")
         return
-    distrust = trust.chain_problems(tsa, intermediates, anchors, gen_time)
+    check.time_stamped = True
+    distrust = _time_stamping_problems(tsa) or trust.chain_problems(tsa, intermediates, anchors, gen_time)
     if distrust:
         check.warnings.append(f"znacznika czasu podpisu nie uznano ({distrust[0]}); czas podpisu przyjęto z "
                               "deklaracji podpisującego")
@@ -288,6 +297,20 @@ def _timestamp_token(check: _Checked, anchors: list[x509.Certificate]) -> None:
     if check.declared_time is not None and check.declared_time > gen_time + FUTURE_TOLERANCE:
         check.warnings.append("czas podpisu zadeklarowany przez podpisującego jest późniejszy niż czas ze znacznika "
                               "czasu; przyjęto czas ze znacznika")
+
+
+def _time_stamping_problems(tsa: x509.Certificate) -> list[str]:
+    """RFC 3161, 2.3: a time-stamping authority's certificate has the sole extended key usage timeStamping.
+
+    Without this check any signer could vouch for their own signing time with their own certificate.
+    """
+    try:
+        usages = tsa.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    except x509.ExtensionNotFound:
+        usages = []
+    if x509.oid.ExtendedKeyUsageOID.TIME_STAMPING not in usages:
+        return ["certyfikat nie jest certyfikatem urzędu znacznika czasu (brak rozszerzenia timeStamping)"]
+    return []
 
 
 def _digest(algorithm: str, data: bytes) -> bytes:
@@ -380,8 +403,7 @@ def _describe_changes(reader: PdfFileReader, revision: int, fields: set[str]) ->
             parts.append("zmieniono treść stron")
         if any(a != b for a, b in zip(old_annots, new_annots)):
             parts.append("dodano lub zmieniono adnotacje (komentarze, pola, znaczniki)")
-        if sorted(_file_specs(before, limit=MAX_EMBEDDED_FILES + 1)) != \
-                sorted(_file_specs(reader, limit=MAX_EMBEDDED_FILES + 1)):
+        if _attachment_names(before) != _attachment_names(reader):
             parts.append("dodano lub zmieniono załączniki")
     except Exception:  # the verdict stands without a description
         pass
@@ -390,10 +412,18 @@ def _describe_changes(reader: PdfFileReader, revision: int, fields: set[str]) ->
     return parts
 
 
+def _changed_after(reader: PdfFileReader, revision: int) -> int:
+    xrefs = reader.xrefs
+    return sum(len(xrefs.explicit_refs_in_revision(later)) + len(xrefs.refs_freed_in_revision(later))
+               for later in range(revision + 1, xrefs.total_revisions))
+
+
 def _modifications(check: _Checked, reader: PdfFileReader, later_fields: set[str]) -> None:
     """Only later signatures and archival updates may follow a signature (ISO 32000-2, 12.8.2.2; DocMDP)."""
     embedded = check.embedded
     result = embedded.diff_result
+    if result is None:
+        return  # not analysed: too many changes, already reported
     level = result.modification_level if isinstance(result, DiffResult) else ModificationLevel.OTHER
     filled = set(result.changed_form_fields) - later_fields if isinstance(result, DiffResult) else set()
     allowed = level <= ModificationLevel.LTA_UPDATES or (level == ModificationLevel.FORM_FILLING and not filled)
@@ -545,8 +575,13 @@ def _check_signatures(reader: PdfFileReader, regular, fields, anchors: list[x509
             check.number = index + 1
             if check.embedded is None:
                 continue
+            changed = _changed_after(reader, check.embedded.signed_revision)
+            if changed > MAX_CHANGED_OBJECTS:
+                check.errors.append(f"po złożeniu podpisu dopisano lub zmieniono {changed} obiektów dokumentu "
+                                    f"(dopuszczalne {MAX_CHANGED_OBJECTS}); tak dużych zmian nie analizujemy")
             try:
-                check.embedded.compute_integrity_info(diff_policy=DEFAULT_DIFF_POLICY)
+                check.embedded.compute_integrity_info(diff_policy=DEFAULT_DIFF_POLICY,
+                                                      skip_diff=changed > MAX_CHANGED_OBJECTS)
             except Exception:  # the byte range cannot be read or the revisions cannot be compared
                 check.errors.append("nie da się ustalić, którą część dokumentu obejmuje podpis (uszkodzony zakres "
                                     "ByteRange lub struktura wersji)")
@@ -593,6 +628,21 @@ def _trust_at_signing_time(check: _Checked, anchors: list[x509.Certificate], now
 
 # -- embedded files ---------------------------------------------------------------------------------
 
+def _attachment_names(handler) -> list[tuple[str, bytes]]:
+    """Names and digests (of the stored bytes) of the attachments: to tell whether an update changed them."""
+    found = []
+    for name, spec in _file_specs(handler, limit=MAX_EMBEDDED_FILES):
+        stream = _attachment_stream(spec)
+        found.append((name, hashlib.sha256(stream.encoded_data).digest() if stream is not None else b""))
+    return sorted(found)
+
+
+def _attachment_stream(spec: generic.DictionaryObject) -> generic.StreamObject | None:
+    streams = _get(spec, "/EF")
+    stream = _get(streams, "/UF") or _get(streams, "/F")
+    return stream if isinstance(stream, generic.StreamObject) else None
+
+
 def _file_specs(handler, *, limit: int) -> list[tuple[str, generic.DictionaryObject]]:
     """(name, file specification) of the /EmbeddedFiles name tree, then of file-attachment annotations."""
     found: list[tuple[str, generic.DictionaryObject]] = []
@@ -612,7 +662,7 @@ def _file_specs(handler, *, limit: int) -> list[tuple[str, generic.DictionaryObj
                 if isinstance(spec, generic.DictionaryObject):
                     found.append((_text(pairs[index]) or "", spec))
                 if len(found) > limit:
-                    raise SignatureError(f"dokument PDF zawiera więcej niż {limit - 1} załączników")
+                    raise SignatureError(f"dokument PDF zawiera więcej niż {limit} załączników")
         kids = _get(node, "/Kids")
         if isinstance(kids, generic.ArrayObject):
             stack.extend((kid, depth + 1) for kid in reversed(kids))
@@ -628,7 +678,7 @@ def _file_specs(handler, *, limit: int) -> list[tuple[str, generic.DictionaryObj
             if isinstance(spec, generic.DictionaryObject):
                 found.append(("", spec))
             if len(found) > limit:
-                raise SignatureError(f"dokument PDF zawiera więcej niż {limit - 1} załączników")
+                raise SignatureError(f"dokument PDF zawiera więcej niż {limit} załączników")
     return [(_text(_get(spec, "/UF")) or _text(_get(spec, "/F")) or key, spec) for key, spec in found]
 
 
@@ -644,11 +694,10 @@ def embedded_files(pdf_bytes: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES,
     files: dict[str, bytes] = {}
     total = 0
     with _unreadable("załączników dokumentu PDF nie da się odczytać"):
-        specs = _file_specs(reader, limit=max_files + 1)
+        specs = _file_specs(reader, limit=max_files)
         for name, spec in specs:
-            streams = _get(spec, "/EF")
-            stream = _get(streams, "/UF") or _get(streams, "/F")
-            if not isinstance(stream, generic.StreamObject):
+            stream = _attachment_stream(spec)
+            if stream is None:
                 continue
             content = stream.data
             total += len(content)

@@ -14,7 +14,9 @@ import pytest
 import weasyprint
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from platforma.esign import SignatureError, verify_pdf
 from tests.unit.test_esign_pki import NIP, NOW, PESEL, PKI, Party, make_leaf, make_pki
@@ -49,7 +51,7 @@ def make_pdf(text: str = "Wnoszę o wydanie zaświadczenia o niezaleganiu w poda
     field = '<form><input type="text" name="uwagi" value=""></form>' if form_field else ""
     body = "".join(f"<p>Akapit {n}: {text}</p>" for n in range(filler))
     html = f'<html lang="pl"><body><h1>Pismo do urzędu</h1><p>{text}</p>{body}{field}</body></html>'
-    files = [weasyprint.Attachment(string=content.decode("latin-1"), name=name)
+    files = [weasyprint.Attachment(file_obj=io.BytesIO(content), name=name)
              for name, content in (attachments or {}).items()]
     return weasyprint.HTML(string=html).write_pdf(attachments=files, pdf_forms=form_field)
 
@@ -68,10 +70,25 @@ def simple_signer(pki: PKI, leaf: Party | None = None) -> signers.SimpleSigner:
                                 cert_registry=SimpleCertificateStore.from_certs([asn1_certificate(pki.intermediate.cert)]))
 
 
-def tsa_for(pki: PKI, at: dt.datetime) -> DummyTimeStamper:
-    """A time-stamping authority certified by the test CA, stamping the given moment."""
-    tsa = make_leaf(pki.intermediate, serial_number=None, given="Znacznik", surname="Czasu", non_repudiation_only=False)
-    return DummyTimeStamper(tsa_cert=asn1_certificate(tsa.cert), tsa_key=asn1_key(tsa.key), fixed_dt=at,
+def make_tsa(pki: PKI) -> Party:
+    """A time-stamping authority certified by the test CA (RFC 3161: extended key usage timeStamping, critical)."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COUNTRY_NAME, "PL"),
+                      x509.NameAttribute(NameOID.COMMON_NAME, "Testowy Urząd Znacznika Czasu")])
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(pki.intermediate.cert.subject)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(NOW - dt.timedelta(days=300)).not_valid_after(pki.intermediate.cert.not_valid_after_utc)
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(x509.KeyUsage(True, False, False, False, False, False, False, False, False), critical=True)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.TIME_STAMPING]), critical=True)
+            .sign(pki.intermediate.key, hashes.SHA256()))
+    return Party(key, cert)
+
+
+def tsa_for(pki: PKI, at: dt.datetime, authority: Party | None = None) -> DummyTimeStamper:
+    """A time-stamping authority (by default a proper one of ``pki``) stamping the given moment."""
+    authority = authority or make_tsa(pki)
+    return DummyTimeStamper(tsa_cert=asn1_certificate(authority.cert), tsa_key=asn1_key(authority.key), fixed_dt=at,
                             certs_to_embed=SimpleCertificateStore.from_certs([asn1_certificate(pki.intermediate.cert)]))
 
 
@@ -249,6 +266,17 @@ def test_a_time_stamp_of_an_untrusted_authority_leaves_the_declared_time(rsa_pki
     assert report.warnings[0].startswith("znacznika czasu podpisu nie uznano (certyfikat nie pochodzi od zaufanego "
                                          "wystawcy")
     assert report.warnings[0].endswith("czas podpisu przyjęto z deklaracji podpisującego")
+
+
+def test_a_signer_cannot_time_stamp_their_own_signature(rsa_pki, letter):
+    """A token made with the signer's own (trusted) certificate: not a time-stamping authority's, so the
+    backdated time it carries is not believed."""
+    own = tsa_for(rsa_pki, NOW - dt.timedelta(days=100), authority=rsa_pki.leaf)
+    report = verify(sign_pdf(letter, rsa_pki, timestamper=own), rsa_pki)
+    assert report.valid and report.signed_at == SIGNED_AT
+    assert report.warnings[0] == ("znacznika czasu podpisu nie uznano (certyfikat nie jest certyfikatem urzędu znacznika "
+                                  "czasu (brak rozszerzenia timeStamping)); czas podpisu przyjęto z deklaracji "
+                                  "podpisującego")
 
 
 def test_a_time_stamp_confirms_a_signature_made_before_the_certificate_expired(rsa_pki, letter):
