@@ -20,7 +20,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 
-from platforma.taxes.rules import DAYS_IN_YEAR, ZLOTY, Arrear, RateTable, effective_due
+from platforma.taxes.rules import DAYS_IN_YEAR, ZLOTY, Arrear, LimitationEvent, RateTable, effective_due, limitation_date
 
 ZERO = Decimal(0)
 ONE_DAY = dt.timedelta(days=1)
@@ -69,6 +69,8 @@ class LiabilityRecord:
     document_type: str | None = None
     #: when the liability reached the platform (the account page's "data as of")
     created_at: dt.datetime | None = None
+    #: what was recorded about its limitation period (art. 70 OP), for `rules.limitation_date`
+    limitation: tuple[LimitationEvent, ...] = ()
 
 
 @dataclass
@@ -84,8 +86,15 @@ class InstallmentState:
     #: interest charged on the day asked (whole złoty, 0 under the threshold)
     interest: Decimal
     interest_paid: Decimal
-    #: paid, partly_paid, overdue, due (not yet due, nothing paid)
+    #: paid, partly_paid, overdue, due (not yet due, nothing paid), expired (przedawniona: what was
+    #: left of it, and its interest, expired with the liability, art. 59 §1 pkt 9 OP; left and
+    #: interest are then 0 and the amounts that expired are in expired_principal and expired_interest)
     status: str
+    #: the last day the liability of this installment exists (art. 70 OP); None: it does not expire
+    limitation_date: dt.date | None = None
+    expired_principal: Decimal = ZERO
+    #: the interest it carried on its limitation date
+    expired_interest: Decimal = ZERO
 
     @property
     def to_pay(self) -> Decimal:
@@ -110,11 +119,23 @@ class LiabilityState:
     #: principal not yet due
     biezace: Decimal
     installments: list[InstallmentState]
+    #: korekty: corrections posted on it (each names the posting it corrects), with their signs
+    korekty: Decimal = ZERO
+    #: principal and interest that expired (art. 70 OP) and are no longer owed
+    przedawnione: Decimal = ZERO
+    przedawnione_odsetki: Decimal = ZERO
+    #: the last limitation date among its expired installments (it expired the next day)
+    przedawnione_on: dt.date | None = None
 
     @property
     def do_zaplaty(self) -> Decimal:
         """What clears the overdue part today: arrears and their interest."""
         return self.zaleglosc + self.odsetki
+
+    @property
+    def archived(self) -> bool:
+        """Only in the archive of expired liabilities: something expired and nothing else is open."""
+        return self.przedawnione_on is not None and not (self.zaleglosc or self.odsetki or self.biezace)
 
 
 @dataclass
@@ -152,11 +173,22 @@ class AccountState:
         """Arrears, interest and costs, less the overpayment that can be set against them."""
         return max(self.zaleglosc + self.odsetki + self.koszty - self.nadplata, ZERO)
 
+    @property
+    def przedawnione(self) -> Decimal:
+        return sum((item.przedawnione + item.przedawnione_odsetki for item in self.liabilities), ZERO)
+
     def by_year(self) -> dict[int, list[LiabilityState]]:
+        """The liabilities still shown as the account's, by year (the archived ones are in `archive`)."""
         grouped: dict[int, list[LiabilityState]] = defaultdict(list)
         for item in sorted(self.liabilities, key=lambda i: (-i.year, i.tax_kind, i.id)):
-            grouped[item.year].append(item)
+            if not item.archived:
+                grouped[item.year].append(item)
         return dict(grouped)
+
+    def archive(self) -> list[LiabilityState]:
+        """Archiwum: the liabilities with something that expired (art. 70 OP), newest year first."""
+        return sorted((item for item in self.liabilities if item.przedawnione_on is not None),
+                      key=lambda i: (-i.year, i.tax_kind, i.id))
 
 
 # -- the interest state of one installment -------------------------------------------------------
@@ -275,6 +307,13 @@ def account_as_of(
             arrear, assessed, paid, interest_paid = installment_arrear(installment, due, own, day, rates, threshold)
             interest = interest_due(arrear, day, rates, threshold)
             left = max(arrear.principal, ZERO)
+            last_day = limitation_date(due, liability.limitation)
+            if last_day is not None and day > last_day and (left > 0 or interest > 0):
+                # art. 70 §1 and art. 59 §1 pkt 9 OP: expired, no longer owed; kept for the archive
+                expired = interest_due(arrear, last_day, rates, threshold)
+                items.append(InstallmentState(installment.id, installment.number, installment.nominal_due, due,
+                                              assessed, paid, ZERO, ZERO, interest_paid, "expired", last_day, left, expired))
+                continue
             if left == 0:
                 # nothing left of the installment (paid or written off); unpaid interest keeps it overdue
                 status = "paid" if interest == 0 else "overdue"
@@ -285,8 +324,9 @@ def account_as_of(
             else:
                 status = "due"
             items.append(InstallmentState(installment.id, installment.number, installment.nominal_due, due,
-                                          assessed, paid, left, interest, interest_paid, status))
+                                          assessed, paid, left, interest, interest_paid, status, last_day))
         lines = by_liability.get(liability.id, [])
+        expired = [i for i in items if i.status == "expired"]
         states.append(LiabilityState(
             id=liability.id, tax_kind=liability.tax_kind, year=liability.year, description=liability.description,
             decision_number=liability.decision_number,
@@ -297,6 +337,10 @@ def account_as_of(
             odsetki=sum((i.interest for i in items), ZERO),
             biezace=sum((i.left for i in items if i.status != "overdue"), ZERO),
             installments=items,
+            korekty=sum((p.amount for p in lines if p.kind == "korekta"), ZERO),
+            przedawnione=sum((i.expired_principal for i in expired), ZERO),
+            przedawnione_odsetki=sum((i.expired_interest for i in expired), ZERO),
+            przedawnione_on=max((i.limitation_date for i in expired), default=None),
         ))
 
     overpayment_balance = -sum((p.signed for p in loose if p.kind in ("nadplata", "zwrot", "korekta")), ZERO)
@@ -319,3 +363,24 @@ def account_as_of(
             record.overpayment += posting.amount
     return AccountState(day, states, max(overpayment_balance, ZERO), max(costs, ZERO),
                         sorted(payments.values(), key=lambda p: (p.paid_on, p.ref), reverse=True))
+
+
+def limitation_events(rows) -> dict[int, tuple[LimitationEvent, ...]]:
+    """The limitation records of liabilities, as `rules.LimitationEvent`s per liability id.
+
+    `rows`: (id, liability_id, kind, occurred_on, until, ends_id) of `models.LimitationRecord`. A
+    suspension without a last day ends on the day of a koniec_zawieszenia that names it (the latest,
+    if a clerk recorded more than one: the longer suspension, never hiding what is owed)."""
+    ends: dict[int, dt.date] = {}
+    for _id, _liability, kind, occurred_on, _until, ends_id in rows:
+        if kind == "koniec_zawieszenia" and ends_id is not None:
+            ends[ends_id] = max(ends.get(ends_id, occurred_on), occurred_on)
+    found: dict[int, list[LimitationEvent]] = defaultdict(list)
+    for record_id, liability_id, kind, occurred_on, until, _ends in rows:
+        if kind == "koniec_zawieszenia":
+            continue
+        last = max((d for d in (until, ends.get(record_id)) if d is not None), default=None)
+        if kind == "zawieszenie" and last is not None and last < occurred_on:
+            last = occurred_on
+        found[liability_id].append(LimitationEvent(kind, occurred_on, last if kind == "zawieszenie" else None))
+    return {key: tuple(sorted(events, key=lambda e: (e.on, e.kind))) for key, events in found.items()}

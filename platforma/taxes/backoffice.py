@@ -14,21 +14,21 @@ from flask_babel import lazy_gettext as _l
 from platforma.accounts import operations as account_ops
 from platforma.accounts.models import TaxpayerAccess
 from platforma.core import audit
-from platforma.core.access import Permission, requires
+from platforma.core.access import Permission, has_permission, requires
 from platforma.accounts.models import User
 from platforma.core.web import client_ip, db, runtime, user_agent
 from platforma.payments.queries import virtual_layout
 from platforma.payments.rules import VirtualAccountLayout, format_nrb, is_valid_nrb, normalise_nrb
 from platforma.taxes import operations as tax_ops
 from platforma.taxes import rules
-from platforma.taxes.backoffice_forms import InterestCalculatorForm, ManualPostingForm, RemindersForm
+from platforma.taxes.backoffice_forms import InterestCalculatorForm, LimitationForm, ManualPostingForm, RemindersForm
 from platforma.taxes.forms import LinkUserForm
 from platforma.taxes.queries import liability_ids_of
 from platforma.taxes.reminders import issue_reminders, reminder_lines, reminders_csv
 from platforma.taxes.settings import interest_threshold, rate_table
 from platforma.web.filters import today_warsaw
 from platforma.web.pdf import render_pdf
-from platforma.taxes.models import Decision, Installment, Liability, LiabilityParty, Posting, Taxpayer
+from platforma.taxes.models import Decision, Installment, Liability, LiabilityParty, LimitationRecord, Posting, Taxpayer
 from platforma.web.forms import Form
 from platforma.web.nav import backoffice_menu
 
@@ -248,6 +248,70 @@ def manual_posting(taxpayer_id: int):
                 flash(_("Zaksięgowano."), "success")
                 return redirect(url_for("taxes_backoffice.ledger", taxpayer_id=taxpayer.id))
     return render_template("taxes/manual_posting.html", taxpayer=taxpayer, form=form)
+
+
+# -- przedawnienie (art. 70 OP) ----------------------------------------------------------------------
+
+LIMITATION_LABELS = {
+    "przerwanie": _l("przerwanie (art. 70 § 4)"), "zawieszenie": _l("zawieszenie (art. 70 § 2 pkt 1, § 6)"),
+    "koniec_zawieszenia": _l("koniec zawieszenia (art. 70 § 7)"), "zabezpieczenie": _l("zabezpieczenie (art. 70 § 8)"),
+}
+
+
+def _optional_date(text: str | None) -> dt.date | None:
+    return dt.date.fromisoformat(text) if text else None
+
+
+@bp.route("/<int:taxpayer_id>/przedawnienie", methods=["GET", "POST"])
+@requires(Permission.TAXPAYERS_VIEW)
+def limitation(taxpayer_id: int):
+    """Each liability's limitation date per installment, what was recorded about it, and a form to
+    record an interruption, a suspension or its end, or a mortgage (art. 70 OP)."""
+    from platforma.taxes.queries import account
+    from platforma.taxes.views import tax_name
+
+    taxpayer = db().get(Taxpayer, taxpayer_id) or abort(404)
+    today = today_warsaw()
+    ids = liability_ids_of(db(), taxpayer.id)
+    records = db().execute(
+        sa.select(LimitationRecord, User.email).outerjoin(User, User.id == LimitationRecord.created_by_id)
+        .where(LimitationRecord.liability_id.in_(ids)).order_by(LimitationRecord.occurred_on, LimitationRecord.id)
+    ).all() if ids else []
+    ended = {record.ends_id for record, _ in records if record.ends_id is not None}
+    state = account(db(), taxpayer.id, today)
+    names = {item.id: f"{tax_name(item.tax_kind)} {item.year}" + (f" ({item.decision_number})" if item.decision_number else "")
+             for item in state.liabilities}
+    form = LimitationForm()
+    form.liability.choices = [("", str(_l("— wybierz —")))] + [(str(i), name) for i, name in names.items()]
+    form.ends.choices = [("", str(_l("— nie dotyczy —")))] + [
+        (str(record.id), f"{names.get(record.liability_id, record.liability_id)}: {record.occurred_on:%d.%m.%Y}")
+        for record, _ in records if record.kind == "zawieszenie" and record.until is None and record.id not in ended]
+    if request.method == "POST":
+        if not has_permission(g.user, Permission.POSTINGS_MANAGE):
+            abort(403)
+        if form.validate_on_submit():
+            try:
+                tax_ops.record_limitation(
+                    db(), taxpayer_id=taxpayer.id, liability_id=int(form.liability.data), kind=form.kind.data,
+                    occurred_on=dt.date.fromisoformat(form.occurred_on.data), until=_optional_date(form.until.data),
+                    ends_id=int(form.ends.data) if form.ends.data else None, reason=form.reason.data, author=g.user,
+                    today=today, ip=client_ip(), user_agent=user_agent(),
+                )
+            except ValueError as exc:
+                message = str(exc) if isinstance(exc, tax_ops.PostingError) else _("Nie ma takiej daty.")
+                target = (form.reason if "podstaw" in message else form.ends if "zawieszeni" in message and "Wskaż" in message
+                          else form.until if "Koniec" in message else form.liability if "zobowiązanie" in message
+                          else form.occurred_on)
+                target.errors.append(message)
+            else:
+                flash(_("Zapisano. Termin przedawnienia przeliczono."), "success")
+                return redirect(url_for("taxes_backoffice.limitation", taxpayer_id=taxpayer.id))
+    else:
+        audit.record(db(), "taxpayer.limitation_view", actor=g.user, object_type="taxpayer", object_id=taxpayer.id,
+                     taxpayer_id=taxpayer.id, ip=client_ip(), user_agent=user_agent())
+    return render_template("taxes/limitation.html", taxpayer=taxpayer, state=state, records=records, names=names,
+                           labels=LIMITATION_LABELS, form=form, today=today,
+                           can_record=has_permission(g.user, Permission.POSTINGS_MANAGE)), 400 if form.errors else 200
 
 
 def parse_amount(text: str) -> Decimal:

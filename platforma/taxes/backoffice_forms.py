@@ -51,3 +51,29 @@ class RemindersForm(Form):
         description=_l("Zaległość z odsetkami nie większa od tej kwoty nie dostaje upomnienia."),
     )
     submit = SubmitField(_l("Pokaż listę"), widget=GovSubmitInput())
+
+
+class LimitationForm(Form):
+    liability = SelectField(_l("Zobowiązanie"), widget=Select(), validators=[InputRequired(_l("Wybierz zobowiązanie"))], coerce=str)
+    kind = RadioField(
+        _l("Zdarzenie"), widget=RadioInput(), validators=[InputRequired(_l("Wybierz zdarzenie"))],
+        choices=[
+            ("przerwanie", _l("przerwanie biegu przedawnienia: zastosowano środek egzekucyjny, o którym podatnik został zawiadomiony (art. 70 § 4)")),
+            ("zawieszenie", _l("zawieszenie biegu przedawnienia (art. 70 § 2 pkt 1 i § 6)")),
+            ("koniec_zawieszenia", _l("koniec zawieszenia: przedawnienie biegnie dalej od następnego dnia (art. 70 § 7)")),
+            ("zabezpieczenie", _l("zabezpieczenie hipoteką lub zastawem skarbowym (art. 70 § 8)")),
+        ],
+    )
+    occurred_on = StringField(_l("Data zdarzenia (RRRR-MM-DD)"), widget=TextInput(),
+                              description=_l("Dzień zastosowania środka egzekucyjnego, pierwszy dzień zawieszenia albo ostatni dzień zawieszenia, które się kończy."),
+                              validators=[InputRequired(_l("Wpisz datę")), DATE])
+    until = StringField(_l("Ostatni dzień zawieszenia, jeśli jest znany (RRRR-MM-DD)"), widget=TextInput(),
+                        description=_l("Np. odroczony termin płatności. Puste: zawieszenie trwa do wpisania jego końca."),
+                        validators=[Optional(), DATE])
+    ends = SelectField(_l("Zawieszenie, które się kończy"), widget=Select(), validators=[Optional()], coerce=str)
+    reason = TextAreaField(
+        _l("Podstawa wpisu"), widget=TextArea(),
+        description=_l("Obowiązkowo: np. numer tytułu wykonawczego, środek egzekucyjny i data zawiadomienia podatnika."),
+        validators=[InputRequired(_l("Podaj podstawę wpisu")), Length(max=2000)],
+    )
+    submit = SubmitField(_l("Zapisz"), widget=GovSubmitInput())

@@ -104,14 +104,21 @@ def account_json(state) -> dict:
                 "biezace": s(item.biezace), "do_zaplaty": s(item.do_zaplaty),
                 "installments": [
                     {"number": i.number, "due": i.due.isoformat(), "amount": s(i.assessed), "paid": s(i.paid),
-                     "left": s(i.left), "interest": s(i.interest), "status": i.status}
+                     "left": s(i.left), "interest": s(i.interest), "status": i.status,
+                     "expires_after": i.limitation_date.isoformat() if i.limitation_date else None,
+                     "przedawnione": s(i.expired_principal), "przedawnione_odsetki": s(i.expired_interest)}
                     for i in item.installments
                 ],
+                # added after the first version of this JSON (its keys above are unchanged)
+                "korekty": s(item.korekty), "przedawnione": s(item.przedawnione),
+                "przedawnione_odsetki": s(item.przedawnione_odsetki),
+                "przedawnione_on": item.przedawnione_on.isoformat() if item.przedawnione_on else None,
+                "archived": item.archived,
             }
             for item in state.liabilities
         ],
         "zaleglosc": s(state.zaleglosc), "odsetki": s(state.odsetki), "koszty": s(state.koszty),
-        "nadplata": s(state.nadplata), "do_zaplaty": s(state.do_zaplaty),
+        "nadplata": s(state.nadplata), "do_zaplaty": s(state.do_zaplaty), "przedawnione": s(state.przedawnione),
         "payments": [
             {"ref": p.ref, "paid_on": p.paid_on.isoformat(), "total": s(p.total), "interest": s(p.interest),
              "overpayment": s(p.overpayment)}

@@ -12,13 +12,20 @@ from sqlalchemy.orm import Session
 from platforma.core import audit
 from platforma.taxes import rules
 from platforma.taxes.account import ZERO, InstallmentRecord, PostingRecord, installment_arrear
-from platforma.taxes.models import Decision, Installment, Liability, LiabilityParty, Posting, Taxpayer
-from platforma.taxes.queries import account_records
+from platforma.taxes.models import (
+    LIMITATION_RECORD_KINDS, Decision, Installment, Liability, LiabilityParty, LimitationRecord, Posting, Taxpayer,
+)
+from platforma.taxes.queries import account_records, limitation_of
 from platforma.taxes.settings import interest_threshold, rate_table
 
 
 class PostingError(ValueError):
     """A refused change, with a message for the clerk (Polish)."""
+
+
+#: an installment that an allocation may reach: (installment, its decision's delivery day, the
+#: limitation events of its liability)
+OpenInstallment = tuple[InstallmentRecord, "dt.date | None", "tuple[rules.LimitationEvent, ...]"]
 
 
 def assess_liability(
@@ -108,8 +115,8 @@ def plan_allocation(
     for posting in postings:
         if posting.installment_id is not None:
             by_installment.setdefault(posting.installment_id, []).append(posting)
-    installments = [(installment, liability.delivered_on) for liability in liabilities
-                     for installment in liability.installments]
+    installments = [(installment, liability.delivered_on, liability.limitation) for liability in liabilities
+                    for installment in liability.installments]
     return _allocation(amount, paid_on, installments, by_installment, loose, rates, threshold,
                        designated_installment_ids)
 
@@ -117,7 +124,7 @@ def plan_allocation(
 def _allocation(
     amount: Decimal,
     paid_on: dt.date,
-    installments: Iterable[tuple[InstallmentRecord, dt.date | None]],
+    installments: Iterable[OpenInstallment],
     by_installment: Mapping[int, list[PostingRecord]],
     loose: Iterable[PostingRecord],
     rates: rules.RateTable,
@@ -125,9 +132,11 @@ def _allocation(
     designated_installment_ids: Sequence[int] | None,
 ) -> AllocationPlan:
     """The allocation itself, over plain records: the installments that may be open (with their
-    decision's delivery day), the postings of each installment, the taxpayer's postings outside
-    liabilities. `plan_allocation` passes the whole account; `post_payments_batch` only the
-    installments that can still be open, which gives the same plan (see there)."""
+    decision's delivery day and limitation events), the postings of each installment, the taxpayer's
+    postings outside liabilities. `plan_allocation` passes the whole account; `post_payments_batch`
+    only the installments that can still be open, which gives the same plan (see there). An
+    installment whose liability expired by the day of payment (art. 70 OP) is not chosen: it no
+    longer exists (art. 59 §1 pkt 9 OP), so what would have paid it goes on, or is a nadpłata."""
     amount = rules.money(amount)
     remaining = amount
     loose = [p for p in loose if p.value_date <= paid_on]
@@ -140,8 +149,10 @@ def _allocation(
     overpayment = remaining
     if remaining > 0:
         arrears = []
-        for installment, delivered_on in installments:
+        for installment, delivered_on, limitation in installments:
             due = rules.effective_due(installment.nominal_due, delivered_on)
+            if rules.is_time_barred(due, paid_on, limitation):
+                continue
             own = by_installment.get(installment.id, [])
             arrear, _assessed, _paid, _interest_paid = installment_arrear(installment, due, own, paid_on, rates, threshold)
             if arrear.principal > 0 or arrear.interest_unpaid > 0:
@@ -289,8 +300,9 @@ class _BatchAccounts:
     """The part of the batch's accounts an allocation can touch: the installments that may be open
     (with their postings) and each taxpayer's postings outside liabilities that concern reminder costs."""
 
-    #: taxpayer id -> (installment, its decision's delivery day), for the liabilities they are liable for
-    open_installments: dict[int, list[tuple[InstallmentRecord, dt.date | None]]]
+    #: taxpayer id -> (installment, its decision's delivery day, limitation events), for the liabilities
+    #: they are liable for
+    open_installments: dict[int, list[OpenInstallment]]
     #: installment id -> its postings (shared by co-owners)
     postings_of: dict[int, list[PostingRecord]]
     #: taxpayer id -> postings without a liability that count for costs (koszty_upomnienia, wplata)
@@ -298,7 +310,7 @@ class _BatchAccounts:
 
     @classmethod
     def load(cls, session: Session, taxpayer_ids: list[int], first_day: dt.date) -> _BatchAccounts:
-        open_installments: dict[int, list[tuple[InstallmentRecord, dt.date | None]]] = {}
+        open_installments: dict[int, list[OpenInstallment]] = {}
         postings_of: dict[int, list[PostingRecord]] = {}
         loose: dict[int, list[PostingRecord]] = {}
         loaded: set[int] = set()
@@ -317,17 +329,21 @@ class _BatchAccounts:
             )
             candidates = (
                 sa.select(Installment.id, Installment.liability_id, Installment.number, Installment.due_on,
-                          Installment.amount, Decision.delivered_on)
+                          Installment.amount, Decision.delivered_on,
+                          sa.exists().where(LimitationRecord.liability_id == Installment.liability_id).label("limited"))
                 .join(sums, sums.c.installment_id == Installment.id)
                 .join(Liability, Liability.id == Installment.liability_id)
                 .outerjoin(Decision, Decision.id == Liability.decision_id)
                 .where(Installment.liability_id.in_(liable),
                        sa.or_(sums.c.owed > 0, sums.c.last_day > first_day, sums.c.last_paid > Installment.due_on))
             )
-            found: dict[int, list[tuple[InstallmentRecord, dt.date | None]]] = {}
-            for row in session.execute(candidates):
+            found: dict[int, list[OpenInstallment]] = {}
+            rows = session.execute(candidates).all()
+            limitation = limitation_of(session, sorted({row.liability_id for row in rows if row.limited}))
+            for row in rows:
                 record = InstallmentRecord(row.id, row.liability_id, row.number, row.due_on, row.amount)
-                found.setdefault(row.liability_id, []).append((record, row.delivered_on))
+                found.setdefault(row.liability_id, []).append(
+                    (record, row.delivered_on, limitation.get(row.liability_id, ())))
             if found:
                 for taxpayer_id, liability_id in session.execute(
                         sa.select(LiabilityParty.taxpayer_id, LiabilityParty.liability_id)
@@ -335,7 +351,7 @@ class _BatchAccounts:
                     if liability_id in found:
                         open_installments.setdefault(taxpayer_id, []).extend(found[liability_id])
                 # (an installment shared with a co-owner in an earlier chunk has its postings already)
-                ids = [record.id for items in found.values() for record, _ in items if record.id not in loaded]
+                ids = [item[0].id for items in found.values() for item in items if item[0].id not in loaded]
                 loaded.update(ids)
                 for part in _chunks(ids):
                     for row in session.execute(
@@ -353,7 +369,7 @@ class _BatchAccounts:
                 loose.setdefault(taxpayer_id, []).append(PostingRecord(posting_id, kind, _from_grosze(amount), value_date))
         return cls(open_installments, postings_of, loose)
 
-    def installments_of(self, taxpayer_id: int) -> list[tuple[InstallmentRecord, dt.date | None]]:
+    def installments_of(self, taxpayer_id: int) -> list[OpenInstallment]:
         return self.open_installments.get(taxpayer_id, [])
 
     def add(self, rows: list[dict]) -> None:
@@ -422,3 +438,60 @@ def manual_posting(
         ip=ip, user_agent=user_agent,
     )
     return posting
+
+
+# -- przedawnienie: what a clerk records about the limitation period (art. 70 OP) -------------------
+
+def record_limitation(
+    session: Session,
+    *,
+    taxpayer_id: int,
+    liability_id: int,
+    kind: str,
+    occurred_on: dt.date,
+    reason: str,
+    author,
+    today: dt.date,
+    until: dt.date | None = None,
+    ends_id: int | None = None,
+    ip: str = "",
+    user_agent: str = "",
+) -> LimitationRecord:
+    """Record an interruption (art. 70 §4), a suspension (§2 pkt 1, §6) or its end (§7), or a tax
+    mortgage or pledge (§8) for a liability of the taxpayer: always with a reason, always audited,
+    never changed afterwards (a suspension's end is a new record naming it)."""
+    if not reason or not reason.strip():
+        raise PostingError("Podaj podstawę wpisu (np. tytuł wykonawczy i zastosowany środek egzekucyjny).")
+    if kind not in LIMITATION_RECORD_KINDS:
+        raise PostingError("Nie ma takiego zdarzenia.")
+    liable = session.scalar(sa.select(LiabilityParty.id).where(
+        LiabilityParty.liability_id == liability_id, LiabilityParty.taxpayer_id == taxpayer_id))
+    if liable is None:
+        raise PostingError("To zobowiązanie nie należy do tego podatnika.")
+    if occurred_on > today:
+        raise PostingError("Data zdarzenia nie może być późniejsza niż dziś.")
+    if until is not None and (kind != "zawieszenie" or until < occurred_on):
+        raise PostingError("Koniec zawieszenia nie może być wcześniejszy niż jego początek.")
+    if kind == "koniec_zawieszenia":
+        suspension = session.get(LimitationRecord, ends_id) if ends_id is not None else None
+        if suspension is None or suspension.kind != "zawieszenie" or suspension.liability_id != liability_id:
+            raise PostingError("Wskaż zawieszenie tego zobowiązania, które się kończy.")
+        ended = session.scalar(sa.select(LimitationRecord.id).where(LimitationRecord.ends_id == suspension.id))
+        if suspension.until is not None or ended is not None:
+            raise PostingError("To zawieszenie ma już datę końca.")
+        if occurred_on < suspension.occurred_on:
+            raise PostingError("Koniec zawieszenia nie może być wcześniejszy niż jego początek.")
+    else:
+        ends_id = None
+    record = LimitationRecord(liability_id=liability_id, kind=kind, occurred_on=occurred_on, until=until,
+                              ends_id=ends_id, reason=reason.strip(), created_by_id=author.id)
+    session.add(record)
+    session.flush()
+    audit.record(
+        session, "limitation.recorded", actor=author, object_type="liability", object_id=liability_id,
+        taxpayer_id=taxpayer_id,
+        details={"record": record.id, "kind": kind, "occurred_on": occurred_on.isoformat(),
+                 "until": until.isoformat() if until else None, "ends": ends_id, "reason": record.reason},
+        ip=ip, user_agent=user_agent,
+    )
+    return record

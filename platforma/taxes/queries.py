@@ -15,8 +15,11 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from platforma.taxes.account import AccountState, InstallmentRecord, LiabilityRecord, PostingRecord, account_as_of
-from platforma.taxes.models import Decision, Installment, Liability, LiabilityParty, Posting
+from platforma.taxes.account import (
+    AccountState, InstallmentRecord, LiabilityRecord, PostingRecord, account_as_of, limitation_events,
+)
+from platforma.taxes.models import Decision, Installment, Liability, LiabilityParty, LimitationRecord, Posting
+from platforma.taxes.rules import LimitationEvent
 from platforma.taxes.settings import interest_threshold, rate_table
 
 
@@ -35,7 +38,22 @@ _LIABILITY_COLUMNS = (
     Decision.number, Decision.document_type, Decision.delivered_on,
     Installment.id.label("installment_id"), Installment.number.label("installment_number"), Installment.due_on,
     Installment.amount.label("installment_amount"),
+    # whether a clerk recorded anything about its limitation period (art. 70 OP): an index probe of a
+    # small table, so that an account without such records needs no query more
+    sa.exists().where(LimitationRecord.liability_id == Liability.id).label("has_limitation"),
 )
+
+LIMITATION_COLUMNS = (LimitationRecord.id, LimitationRecord.liability_id, LimitationRecord.kind,
+                      LimitationRecord.occurred_on, LimitationRecord.until, LimitationRecord.ends_id)
+
+
+def limitation_of(session: Session, liability_ids: list[int]) -> dict[int, tuple[LimitationEvent, ...]]:
+    """The limitation events of these liabilities (`account.limitation_events`)."""
+    if not liability_ids:
+        return {}
+    return limitation_events(session.execute(
+        sa.select(*LIMITATION_COLUMNS).where(LimitationRecord.liability_id.in_(liability_ids))
+        .order_by(LimitationRecord.id)).all())
 
 
 def _liability_rows(session: Session, condition: sa.ColumnElement[bool]) -> list[LiabilityRecord]:
@@ -56,18 +74,19 @@ def _liability_rows(session: Session, condition: sa.ColumnElement[bool]) -> list
         .order_by(LiabilityParty.liability_id, LiabilityParty.role.desc(), LiabilityParty.id)  # "principal" first
     ):
         parties[liability_id].append(party_id)
+    limitation = limitation_of(session, sorted({row.id for row in rows if row.has_limitation}))
     records: list[LiabilityRecord] = []
     current = None
     installments: list[InstallmentRecord] = []
     for row in rows:
         if current is None or current.id != row.id:
             if current is not None:
-                records.append(_record(current, parties, installments))
+                records.append(_record(current, parties, installments, limitation))
             current, installments = row, []
         if row.installment_id is not None:
             installments.append(InstallmentRecord(row.installment_id, row.id, row.installment_number, row.due_on,
                                                   row.installment_amount))
-    records.append(_record(current, parties, installments))
+    records.append(_record(current, parties, installments, limitation))
     return records
 
 
@@ -75,9 +94,11 @@ def _liability_subquery(condition: sa.ColumnElement[bool]) -> sa.Select:
     return sa.select(Liability.id).where(condition)
 
 
-def _record(row: sa.Row, parties: dict[int, list[int]], installments: list[InstallmentRecord]) -> LiabilityRecord:
+def _record(row: sa.Row, parties: dict[int, list[int]], installments: list[InstallmentRecord],
+            limitation: dict[int, tuple[LimitationEvent, ...]]) -> LiabilityRecord:
     return LiabilityRecord(row.id, row.tax_kind, row.year, row.description, row.amount, row.number, row.delivered_on,
-                           tuple(parties[row.id]), tuple(installments), row.document_type, row.created_at)
+                           tuple(parties[row.id]), tuple(installments), row.document_type, row.created_at,
+                           limitation.get(row.id, ()))
 
 
 def liability_records(session: Session, ids: list[int]) -> list[LiabilityRecord]:

@@ -32,9 +32,9 @@ import sqlalchemy as sa
 from psycopg.pq import TransactionStatus
 from sqlalchemy.orm import Session
 
-from platforma.taxes.account import ZERO, interest_due, replay
+from platforma.taxes.account import ZERO, interest_due, limitation_events, replay
 from platforma.taxes.models import Installment, Liability, Posting, Taxpayer
-from platforma.taxes.rules import RateTable, effective_due
+from platforma.taxes.rules import LimitationEvent, RateTable, effective_due, is_time_barred
 from platforma.taxes.settings import interest_threshold, rate_table, reminder_cost
 
 #: rows fetched at a time from a server-side cursor (PostgreSQL)
@@ -103,13 +103,20 @@ HAVING sum({_SIGNED}) > 0
 ORDER BY p.liability_id
 """
 
-#: for a batch of them: the delivery of the decision (art. 47 §2 OP) and whose they are (the first party named)
+#: for a batch of them: the delivery of the decision (art. 47 §2 OP), whose they are (the first party
+#: named) and whether a clerk recorded anything about their limitation period (art. 70 OP)
 _LIABILITIES_SQL = """
 SELECT l.id, d.delivered_on,
     (SELECT lp.taxpayer_id FROM liability_party lp WHERE lp.liability_id = l.id ORDER BY lp.role DESC, lp.id LIMIT 1),
-    l.tax_kind, l.year, l.description, d.number
+    l.tax_kind, l.year, l.description, d.number,
+    CASE WHEN EXISTS (SELECT 1 FROM limitation_record r WHERE r.liability_id = l.id) THEN 1 ELSE 0 END
 FROM liability l LEFT JOIN decision d ON d.id = l.decision_id
 WHERE l.id {ids}
+"""
+
+#: ... and, for those that have some, the records
+_LIMITATION_SQL = """
+SELECT id, liability_id, kind, occurred_on, until, ends_id FROM limitation_record WHERE liability_id {ids} ORDER BY id
 """
 
 #: ... and of their installments due before the day those that may owe something on it, with what
@@ -150,10 +157,12 @@ ORDER BY (CASE WHEN t.kind = 'legal' THEN t.name ELSE trim(t.first_name || ' ' |
 
 @dataclass
 class _Batch:
-    #: (liability id, delivered on, taxpayer id, tax kind, year, description, decision number)
+    #: (liability id, delivered on, taxpayer id, tax kind, year, description, decision number, has limitation records)
     liabilities: list[tuple]
     #: rows of their installments that may owe something (`_INSTALLMENTS_SQL`), by liability and installment
     installments: list[tuple]
+    #: liability id -> its limitation events (art. 70 OP), for those that have any
+    limitation: dict[int, tuple[LimitationEvent, ...]] = field(default_factory=dict)
 
 
 class _Driver:
@@ -211,11 +220,14 @@ class _Driver:
         for ids in _chunks(owed, BATCH):
             liabilities = self._fetch(_LIABILITIES_SQL, ids, {})
             installments = self._fetch(_INSTALLMENTS_SQL, ids, {"day": day})
+            limited = [row[0] for row in liabilities if row[7]]
+            records = self._fetch(_LIMITATION_SQL, limited, {}) if limited else []
             if not self.postgresql:
                 liabilities = [(row[0], None if row[1] is None else _date(row[1]), *row[2:]) for row in liabilities]
                 installments = [(*row[:2], _date(row[2]), *row[3:9], None if row[9] is None else _date(row[9]), row[10])
                                 for row in installments]
-            yield _Batch(sorted(liabilities), installments)
+                records = [(*row[:3], _date(row[3]), None if row[4] is None else _date(row[4]), row[5]) for row in records]
+            yield _Batch(sorted(liabilities), installments, limitation_events(records))
 
     def create_results(self) -> None:
         cursor = self.raw.cursor()
@@ -295,12 +307,15 @@ class _Taxpayer:
 # -- the computation ------------------------------------------------------------------------------
 
 def _installment(rows: list[tuple], delivered: dt.date | None, day: dt.date, rates: RateTable,
-                 threshold: Decimal) -> tuple[Decimal, Decimal]:
+                 threshold: Decimal, limitation: tuple[LimitationEvent, ...] = ()) -> tuple[Decimal, Decimal]:
     """(overdue principal, interest) of one installment on `day`, as `account.account_as_of` has them.
 
-    `rows`: the installment's rows of `_INSTALLMENTS_SQL` (the sums, and the later payments' postings)."""
+    `rows`: the installment's rows of `_INSTALLMENTS_SQL` (the sums, and the later payments' postings).
+    An installment whose liability expired (art. 70 OP) owes nothing: no reminder for it."""
     _liability, _id, nominal, assessed, paid_early, late = rows[0][:6]
     due = _due(nominal, delivered)
+    if is_time_barred(due, day, limitation):
+        return ZERO, ZERO
     payments: list[tuple[dt.date, Decimal, Decimal]] = []
     if paid_early:
         payments.append((nominal, _zl(paid_early), ZERO))
@@ -325,7 +340,8 @@ def _overdue(batch: _Batch, day: dt.date, rates: RateTable, threshold: Decimal) 
     rows = batch.installments
     count = len(rows)
     start = 0
-    for liability_id, delivered, taxpayer_id, tax_kind, year, description, number in batch.liabilities:
+    for liability_id, delivered, taxpayer_id, tax_kind, year, description, number, _limited in batch.liabilities:
+        limitation = batch.limitation.get(liability_id, ())
         while start < count and rows[start][0] < liability_id:  # (none: every row is of the batch)
             start += 1
         zaleglosc = odsetki = ZERO
@@ -334,7 +350,7 @@ def _overdue(batch: _Batch, day: dt.date, rates: RateTable, threshold: Decimal) 
             end = start + 1
             while end < count and rows[end][1] == installment_id:
                 end += 1
-            overdue, interest = _installment(rows[start:end], delivered, day, rates, threshold)
+            overdue, interest = _installment(rows[start:end], delivered, day, rates, threshold, limitation)
             zaleglosc += overdue
             odsetki += interest
             start = end

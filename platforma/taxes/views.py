@@ -70,6 +70,7 @@ STATUSES = {
     "partly_paid": (_l("częściowo zapłacona"), "govuk-tag--yellow"),
     "overdue": (_l("zaległa"), "govuk-tag--red"),
     "due": (_l("do zapłaty"), "govuk-tag--grey"),
+    "expired": (_l("przedawniona"), "govuk-tag--grey"),
 }
 
 
