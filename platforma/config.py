@@ -301,6 +301,11 @@ def _default_attachment_kinds() -> tuple[str, ...]:
     return DEFAULT_ALLOWED
 
 
+class Taxes(_Section):
+    #: a clerk's manual posting is a proposal until a different clerk approves it (four eyes)
+    manual_posting_approval: bool = False
+
+
 class Settings(_Section):
     #: a demonstration instance: allows loading the demo data
     demo: bool = False
@@ -314,6 +319,7 @@ class Settings(_Section):
     payments: Payments = Field(default_factory=Payments)
     esign: Esign = Field(default_factory=Esign)
     episma: Episma = Field(default_factory=Episma)
+    taxes: Taxes = Field(default_factory=Taxes)
     #: directory of the instance (the folder holding gmina.toml); not read from the file
     instance_dir: str = Field(default="instance", exclude=True)
 

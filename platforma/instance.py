@@ -105,6 +105,10 @@ sort_code = "{va_sort_code}"
 fixed = "{va_fixed}"
 payer_check_digit = false
 
+[taxes]
+# true: ręczne księgowanie urzędnika czeka na zatwierdzenie przez innego urzędnika (zasada dwóch par oczu)
+manual_posting_approval = false
+
 [esign]
 # plik PEM z certyfikatami zaufanych wystawców podpisów (kwalifikowane centra certyfikacji, pieczęć profilu
 # zaufanego); ścieżka względem katalogu instancji; pusty = żaden podpis nie zostanie uznany za zaufany
