@@ -2,7 +2,6 @@
 hostile documents, the HTML view and the tagged PDF with the XML embedded."""
 from __future__ import annotations
 
-import copy
 import datetime as dt
 import io
 import socket
@@ -578,3 +577,24 @@ def test_the_pdf_is_tagged_polish_and_carries_the_xml(app, code):
     assert dict(reader.attachments) == {f"{code}.xml": [xml]}
     embedded = root["/Names"]["/EmbeddedFiles"]["/Names"]
     assert embedded[0] == f"{code}.xml"
+
+
+@pytest.mark.parametrize("code", list(CATALOGUE))
+def test_the_fields_template_renders_every_field_with_its_errors(app, code):
+    from platforma.episma.forms.render import _render
+
+    form = get_form(code)
+    with app.test_request_context():
+        web = web_form(app, code, {})
+        web.validate()
+        html = _render(f"episma/forms/{code}_fields.html", form=web, form_hints=["Wskazówka ąę <b>"])
+    for item in form.items:
+        if not item.computed:
+            assert f'name="{item.key}"' in html, item.key
+    for messages in web.errors.values():
+        assert str(messages[0]).replace('"', "&#34;").replace("„", "„") in html or str(messages[0]) in html
+    assert "Wskazówka ąę &lt;b&gt;" in html
+    assert "Error:" not in html and "<form" not in html
+    if any(item.kind == "date" for item in form.items):
+        assert ">\n    Dzień\n" in html or "Dzień" in html
+        assert 'inputmode="numeric"' in html

@@ -22,9 +22,8 @@ class DateInput(_PolishWidget, GovDateInput):
     """Day, month and year in three boxes (the design system's date input), labelled in Polish."""
 
     def map_gov_params(self, field, **kwargs):
-        raw = list(field.raw_data or [])
-        if raw and len(raw) != 3:  # a hand-made request: show what can be shown
-            field.raw_data = (raw + ["", "", ""])[:3]
+        if field.raw_data is not None and len(field.raw_data) != 3:  # not posted, or a hand-made request
+            field.raw_data = (list(field.raw_data) + ["", "", ""])[:3]
         params = super().map_gov_params(field, **kwargs)
         for item, label in zip(params["items"], (_l("Dzień"), _l("Miesiąc"), _l("Rok"))):
             item["label"] = str(label)

@@ -2,7 +2,6 @@
 with their interest, in the taxpayer's important interest or the public interest."""
 from __future__ import annotations
 
-import datetime as dt
 
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
