@@ -90,17 +90,20 @@ def pg_database() -> Iterator[str]:
 
 
 def _migration_seed_rows() -> list[dict[str, Any]]:
-    """The rows migration 0003 seeds into dated_setting (the interest rates and amounts of the law)."""
+    """The rows migrations 0003 and 0009 seed into dated_setting (the interest rates and amounts of the law)."""
     import importlib.util
 
     from platforma.core.db import utcnow
     from platforma.core.migrate import MIGRATIONS
 
-    [path] = MIGRATIONS.glob("versions/0003_*.py")
-    spec = importlib.util.spec_from_file_location("migration_0003", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.seed_rows(utcnow())
+    rows = []
+    for number in ("0003", "0009"):
+        [path] = MIGRATIONS.glob(f"versions/{number}_*.py")
+        spec = importlib.util.spec_from_file_location(f"migration_{number}", path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        rows += module.seed_rows(utcnow())
+    return rows
 
 
 def _truncate_pg(url: str) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import sqlalchemy as sa
 from flask import Flask, current_app, g, request
 from sqlalchemy.orm import Session
 from werkzeug.datastructures import ImmutableDict
@@ -30,8 +31,15 @@ class PlatformaFlask(Flask):
             session = g.get("db")
             if session is not None:
                 # detach first, so that the error page can still show the signed-in user without the database
+                user = g.get("user")
+                state = sa.inspect(user) if user is not None else None
                 session.expunge_all()
                 rollback(session)
+                if state is not None and state.expired_attributes and state.identity:
+                    # a failed flush has already expired everything: read the user again, then detach it
+                    g.user = session.get(type(user), state.identity[0])
+                    if g.user is not None:
+                        session.expunge(g.user)
             raise
         session = g.get("db")
         if session is not None:

@@ -5,6 +5,7 @@ import importlib
 
 
 def load_built_in() -> None:
-    """Register the module's job handlers and built-in plugins (document sinks, signing methods)."""
-    for name in ("operations", "sinks", "signing"):
+    """Register the module's job handlers, built-in plugins (document sinks, signing methods) and the
+    forms' dated settings (the stamp duty, the waste-fee rates)."""
+    for name in ("forms", "operations", "sinks", "signing"):
         importlib.import_module(f"platforma.episma.{name}")

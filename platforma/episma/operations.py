@@ -192,7 +192,8 @@ def document_to_sign(session: Session, settings, letter: Letter, author: User) -
     form = get_form(letter.form_code)
     attachments = [Attachment(filename=a.filename, content_type=a.content_type, content=a.content)
                    for a in draft_attachments(session, letter, with_content=True)]
-    return form.to_xml(letter.data, document_meta(session, settings, letter, author), attachments)
+    data = form.complete(session, letter.data, dt.datetime.now(rules.WARSAW).date())
+    return form.to_xml(data, document_meta(session, settings, letter, author), attachments)
 
 
 # -- filing ------------------------------------------------------------------------------------------

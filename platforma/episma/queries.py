@@ -130,7 +130,7 @@ def inbox(session: Session, user: User, chosen: InboxFilter, page: int = 1) -> t
     base = sa.select(Letter, User.full_name).join(User, User.id == Letter.author_id).where(*conditions)
     total = session.scalar(sa.select(sa.func.count()).select_from(base.subquery()))
     rows = session.execute(base.order_by(Letter.received_at.desc(), Letter.id.desc())
-                           .offset((max(page, 1) - 1) * INBOX_PAGE).limit(INBOX_PAGE)).tuples()
+                           .offset((max(page, 1) - 1) * INBOX_PAGE).limit(INBOX_PAGE)).all()
     return list(rows), total
 
 

@@ -64,7 +64,7 @@ def _linked_taxpayers(user: User) -> list[tuple[Taxpayer, TaxpayerAccess]]:
         sa.select(Taxpayer, TaxpayerAccess).join(TaxpayerAccess, TaxpayerAccess.taxpayer_id == Taxpayer.id)
         .where(TaxpayerAccess.user_id == user.id, TaxpayerAccess.revoked_at.is_(None))
         .order_by(TaxpayerAccess.relation.desc(), Taxpayer.last_name, Taxpayer.name, Taxpayer.id)
-    ).tuples())
+    ).all())
 
 
 def _may_read(user: User, letter: Letter) -> bool:
@@ -159,7 +159,7 @@ def _edit(form, letter: Letter | None):
         web_form = form.web_form(request.form)
         taxpayer_id, taxpayer_error = _taxpayer_choice(links, request.form.get("taxpayer"))
         if web_form.validate() and taxpayer_error is None:
-            data = form.data_from(web_form)
+            data = form.complete(db(), form.data_from(web_form), today_warsaw())
             title = _title(form, data)
             if letter is None:
                 letter = ops.create_draft(db(), form_code=form.code, form_version=form.version, title=title,
@@ -184,8 +184,10 @@ def _edit(form, letter: Letter | None):
             web_form = form.web_form(MultiDict(form.form_data(form.prefill(taxpayer, g.user, db(), today_warsaw()))))
             chosen = str(taxpayer_id or "")
         taxpayer_error = None
+    hint_taxpayer = db().get(Taxpayer, int(chosen)) if chosen and chosen.isdigit() else None
     return render_template("episma/edit.html", letter_form=form, form=web_form, letter=letter, links=links,
-                           chosen=chosen, taxpayer_error=taxpayer_error)
+                           chosen=chosen, taxpayer_error=taxpayer_error,
+                           form_hints=form.hints(db(), hint_taxpayer, today_warsaw()))
 
 
 def _title(form, data: dict) -> str:
@@ -412,7 +414,8 @@ def render_content_pdf(letter: Letter) -> Response:
         content = queries.file_content(db(), letter, "content")
         return _download(content, f"pismo-{letter.id}.pdf", "application/pdf")
     xml = queries.file_content(db(), letter, "content") if letter.signature_kind == "xades" else view.xml
-    pdf = render_letter_pdf(parse_letter(xml), xml, received=letter.received_at)
+    pdf = render_letter_pdf(parse_letter(xml), xml, received=letter.received_at,
+                            registration_number=letter.registration_number)
     return _download(pdf, f"pismo-{letter.id}.pdf", "application/pdf")
 
 

@@ -4,9 +4,12 @@ Revision ID: 0009
 Revises: 0008
 Create Date: 2026-12-07 01:00:00
 """
+import datetime as dt
+
 from alembic import op
 import sqlalchemy as sa
 import platforma.core.db
+import platforma.core.settings
 from platforma.core.audit import append_only_ddl
 
 
@@ -44,6 +47,13 @@ def _write_once_ddl(dialect: str) -> list[str]:
         "CREATE TRIGGER letter_filed_no_delete BEFORE DELETE ON letter WHEN OLD.status <> 'draft' "
         "BEGIN SELECT RAISE(ABORT, 'a filed letter is never deleted'); END",
     ]
+
+
+def seed_rows(created_at: dt.datetime) -> list[dict]:
+    """The dated settings this migration adds: the stamp duty of a tax clearance certificate."""
+    return [{'key': 'stamp_duty.tax_clearance_certificate', 'effective_from': dt.date(2007, 1, 1), 'value': '21.00',
+             'note': 'ustawa o opłacie skarbowej, załącznik, cz. II pkt 21: zaświadczenie o niezaleganiu w podatkach',
+             'created_at': created_at, 'created_by_id': None}]
 
 
 def upgrade() -> None:
@@ -205,6 +215,10 @@ def upgrade() -> None:
     with op.batch_alter_table('letter_file', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_letter_file_letter_id'), ['letter_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_letter_file_reply_id'), ['reply_id'], unique=False)
+    dated_setting = sa.table('dated_setting', sa.column('key', sa.String), sa.column('effective_from', sa.Date),
+                             sa.column('value', platforma.core.settings.JSONText), sa.column('note', sa.String),
+                             sa.column('created_at', platforma.core.db.UTCDateTime), sa.column('created_by_id', sa.Integer))
+    op.bulk_insert(dated_setting, seed_rows(platforma.core.db.utcnow()))
     dialect = op.get_bind().dialect.name
     for table in ('letter_file', 'letter_event'):
         for statement in append_only_ddl(dialect, table):
@@ -214,6 +228,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.execute("DELETE FROM dated_setting WHERE key = 'stamp_duty.tax_clearance_certificate'")
     dialect = op.get_bind().dialect.name
     if dialect == "postgresql":
         op.execute("DROP TRIGGER IF EXISTS letter_filed_write_once ON letter")
