@@ -14,9 +14,9 @@
    earlier signature may be followed only by the later signatures themselves (and those updates).
 3. Who signed, and when? With several signatures, all must be valid; the report's signer, time and format
    are those of the FIRST signature (the author's; later ones are co-signatures or approvals, named in
-   ``warnings``). The time is the signature time-stamp's when its token is intact and its authority chains
-   to a trust anchor (PAdES-B-T), otherwise the time the signer declared (the signed /M entry or the
-   signingTime attribute).
+   ``warnings``). The time is the signature time-stamp's when its token is intact and was issued by a
+   time-stamping authority (extended key usage timeStamping) that chains to a trust anchor (PAdES-B-T);
+   otherwise the time the signer declared (the signed /M entry or the signingTime attribute).
 4. Is the certificate trusted? Exactly the XAdES policy: ``trust.chain_problems`` at the signing time
    (qualified certificates with only nonRepudiation accepted), ``trust.signer_from_certificate`` for the
    PESEL / NIP.
@@ -54,7 +54,7 @@ with python_warnings.catch_warnings():
     from pyhanko.pdf_utils.reader import HistoricalResolver, PdfFileReader
     from pyhanko.sign.diff_analysis import DEFAULT_DIFF_POLICY, DiffResult, ModificationLevel
     from pyhanko.sign.fields import MDPPerm, enumerate_sig_fields
-    from pyhanko.sign.general import find_unique_cms_attribute
+    from pyhanko.sign.general import extract_certificate_info, find_unique_cms_attribute
     from pyhanko.sign.validation.generic_cms import extract_certs_for_validation, validate_sig_integrity
     from pyhanko.sign.validation.pdf_embedded import EmbeddedPdfSignature
     from pyhanko.sign.validation.status import SignatureCoverageLevel
@@ -176,13 +176,15 @@ class _Checked:
     subfilter: str
     embedded: EmbeddedPdfSignature | None = None
     errors: list[str] = field(default_factory=list)
-    #: errors about trust in the certificate, as opposed to the signature's integrity
+    #: errors about trust in the certificate and the time, as opposed to the signature's integrity: the
+    #: signed content is still returned (the clerk may see what was signed)
     trust_errors: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     leaf: x509.Certificate | None = None
     intermediates: list[x509.Certificate] = field(default_factory=list)
     declared_time: dt.datetime | None = None
     stamped_time: dt.datetime | None = None
+    #: an intact signature time-stamp token is present (PAdES-B-T), whether or not its authority is trusted
     time_stamped: bool = False
     pades: bool = False
     end: int | None = None
@@ -230,14 +232,15 @@ def _integrity(check: _Checked) -> None:
         check.errors.append(f"podpis używa algorytmu, którego nie przyjmujemy (SHA-1, MD5 lub DSA: {weak})")
         return
     try:
+        extract_certificate_info(embedded.signed_data)
+    except Exception:  # no certificate matches the signer identifier
+        check.errors.append("podpis nie zawiera certyfikatu podpisującego")
+        return
+    try:
         certificates = extract_certs_for_validation(embedded.signed_data)
-    except Exception:  # pyHanko: no signer certificate, or the ESS signing-certificate attribute does not match it
-        if _has_attribute(signer_info["signed_attrs"], "signing_certificate_v2") or \
-                _has_attribute(signer_info["signed_attrs"], "signing_certificate"):
-            check.errors.append("podpisane wskazanie certyfikatu (signing-certificate) nie zgadza się z certyfikatem "
-                                "podpisującego zawartym w podpisie")
-        else:
-            check.errors.append("podpis nie zawiera certyfikatu podpisującego")
+    except Exception:  # the ESS signing-certificate attribute names another certificate
+        check.errors.append("podpisane wskazanie certyfikatu (signing-certificate) nie zgadza się z certyfikatem "
+                            "podpisującego zawartym w podpisie")
         return
     check.leaf = _to_cryptography(certificates.signer_cert)
     check.intermediates = [c for c in map(_to_cryptography, certificates.other_certs) if c is not None]
@@ -545,7 +548,9 @@ def verify_pdf(data: bytes, *, trust_anchors: list[x509.Certificate], now: dt.da
     signer = trust.signer_from_certificate(first.leaf, warnings) if first.leaf is not None else None
     if several:
         others = [trust.signer_from_certificate(c.leaf, []).name or "(bez nazwy)" for c in checks[1:] if c.leaf]
-        warnings.append(f"dokument zawiera {len(checks)} podpisy; jako podpisującego podano autora (podpis nr 1); "
+        count = len(checks)
+        noun = "podpisy" if count % 10 in (2, 3, 4) and count % 100 not in (12, 13, 14) else "podpisów"
+        warnings.append(f"dokument zawiera {count} {noun}; jako podpisującego podano autora (podpis nr 1); "
                         f"dokument podpisali także: {', '.join(others) or '(certyfikaty nieczytelne)'}")
 
     level = None
@@ -615,11 +620,11 @@ def _trust_at_signing_time(check: _Checked, anchors: list[x509.Certificate], now
     if moment is None:
         check.warnings.append("podpis nie podaje czasu złożenia; ważność certyfikatu sprawdzono na chwilę weryfikacji")
     elif moment > now + FUTURE_TOLERANCE:
-        check.errors.append(f"czas złożenia podpisu ({moment:%Y-%m-%d %H:%M} UTC) jest późniejszy niż chwila "
-                            "weryfikacji")
+        check.trust_errors.append(f"czas złożenia podpisu ({moment:%Y-%m-%d %H:%M} UTC) jest późniejszy niż chwila "
+                                  "weryfikacji")
     if check.leaf is None:
         return
-    check.trust_errors = trust.chain_problems(check.leaf, check.intermediates, anchors, moment or now)
+    check.trust_errors += trust.chain_problems(check.leaf, check.intermediates, anchors, moment or now)
     if moment is not None and now > check.leaf.not_valid_after_utc >= moment:
         check.warnings.append("certyfikat wygasł po złożeniu podpisu; " + (
             "czas podpisu potwierdza znacznik czasu" if check.stamped_time else

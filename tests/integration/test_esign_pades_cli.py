@@ -4,17 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
+from tests.integration.test_esign_cli import run
 from tests.unit.test_esign_pades import add_page, make_pdf, sign_pdf, update
 from tests.unit.test_esign_pki import PESEL, make_pki, pem
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -34,12 +29,6 @@ def files(tmp_path, pki):
     paths["trust"] = tmp_path / "zaufani.pem"
     paths["trust"].write_bytes(pem(pki.root.cert))
     return paths
-
-
-def run(*args: str) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PLATFORMA")}
-    return subprocess.run([sys.executable, "-m", "platforma.cli", "esign", "verify", *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=120)
 
 
 def test_a_valid_signed_pdf_exits_0_with_the_signer(files):

@@ -23,6 +23,7 @@ from tests.unit.test_esign_pki import NIP, NOW, PESEL, PKI, Party, make_leaf, ma
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")  # pyHanko's signer imports cryptography's deprecated DSA module
+    from asn1crypto import cms
     from asn1crypto import crl as asn1_crl
     from asn1crypto import keys as asn1_keys
     from asn1crypto import x509 as asn1_x509
@@ -409,6 +410,7 @@ def test_a_certificate_not_yet_valid_at_signing_time_is_refused(rsa_pki, letter)
 def test_a_signing_time_in_the_future_is_refused(rsa_pki, letter):
     report = verify(sign_pdf(letter, rsa_pki, signing_time=NOW + dt.timedelta(days=1)), rsa_pki)
     assert report.errors[0].startswith("czas złożenia podpisu") and "późniejszy niż chwila weryfikacji" in report.errors[0]
+    assert report.signed_content is not None  # intact: the clerk may see what was signed, as for XAdES
 
 
 def test_an_unsupported_signature_format_is_refused_as_invalid(rsa_pki, signed):
@@ -463,3 +465,80 @@ def test_a_file_over_the_size_bound_is_refused_before_reading(rsa_pki, signed):
     big = signed + b" " * (30 * 1024 * 1024 - len(signed))
     with pytest.raises(SignatureError, match=f"^dokument PDF jest za duży: {30 * 1024 * 1024} bajtów, dopuszczalne "):
         verify(big, rsa_pki)
+
+
+# -- the CMS in /Contents (outside the signed bytes) ------------------------------------------------
+
+def edit_cms(signed: bytes, change) -> bytes:
+    """The signature's CMS decoded, ``change(content_info)`` applied, written back in place (zero padded):
+    /Contents lies outside the ByteRange, so the signed bytes stay as they were."""
+    found = re.search(rb"/Contents\s*<([0-9a-fA-F]+)>", signed)
+    content_info = cms.ContentInfo.load(bytes.fromhex(found.group(1).decode()).rstrip(b"\0"))
+    change(content_info)
+    encoded = content_info.dump(force=True).hex().encode()
+    assert len(encoded) <= len(found.group(1))
+    return signed[:found.start(1)] + encoded.ljust(len(found.group(1)), b"0") + signed[found.end(1):]
+
+
+def test_a_substituted_certificate_is_refused(rsa_pki, signed):
+    """Another certificate of the same CA put into the CMS: the signed signing-certificate-v2 attribute names
+    the real one."""
+    other = make_leaf(rsa_pki.intermediate, given="Anna", surname="Nowak")
+
+    def substitute(content_info):
+        certificates = content_info["content"]["certificates"]
+        content_info["content"]["certificates"] = cms.CertificateSet(
+            [cms.CertificateChoices(name="certificate", value=asn1_certificate(other.cert))] +
+            [c for c in certificates if c.chosen.subject != asn1_certificate(rsa_pki.leaf.cert).subject])
+        signer_info = content_info["content"]["signer_infos"][0]
+        signer_info["sid"] = cms.SignerIdentifier(name="issuer_and_serial_number", value=cms.IssuerAndSerialNumber(
+            {"issuer": asn1_certificate(other.cert).issuer, "serial_number": other.cert.serial_number}))
+
+    report = verify(edit_cms(signed, substitute), rsa_pki)
+    assert report.errors == ["podpisane wskazanie certyfikatu (signing-certificate) nie zgadza się z certyfikatem "
+                             "podpisującego zawartym w podpisie"]
+    assert report.signed_content is None
+
+
+def test_a_signature_without_its_certificate_is_refused(rsa_pki, signed):
+    def strip(content_info):
+        content_info["content"]["certificates"] = cms.CertificateSet([])
+
+    report = verify(edit_cms(signed, strip), rsa_pki)
+    assert report.errors == ["podpis nie zawiera certyfikatu podpisującego"]
+    assert not report.valid and report.signer is None
+
+
+def test_an_unreadable_signature_value_is_refused(rsa_pki, signed):
+    found = re.search(rb"/Contents\s*<([0-9a-fA-F]+)>", signed)
+    broken = signed[:found.start(1)] + b"0" * len(found.group(1)) + signed[found.end(1):]
+    report = verify(broken, rsa_pki)
+    assert report.errors == ["danych podpisu (CMS w polu /Contents) nie da się odczytać"]
+    assert report.signer is None and report.signed_content is None
+
+
+def test_a_time_stamp_token_taken_from_another_signature_is_ignored(rsa_pki, letter):
+    stamped = NOW - dt.timedelta(minutes=50)
+    donor = sign_pdf(letter, rsa_pki, timestamper=tsa_for(rsa_pki, NOW - dt.timedelta(days=300)))
+    found = re.search(rb"/Contents\s*<([0-9a-fA-F]+)>", donor)
+    token = cms.ContentInfo.load(bytes.fromhex(found.group(1).decode()).rstrip(b"\0"))[
+        "content"]["signer_infos"][0]["unsigned_attrs"]
+
+    def transplant(content_info):
+        content_info["content"]["signer_infos"][0]["unsigned_attrs"] = token
+
+    receiver = sign_pdf(letter, rsa_pki, timestamper=tsa_for(rsa_pki, stamped))
+    report = verify(edit_cms(receiver, transplant), rsa_pki)
+    assert report.valid and report.signed_at == SIGNED_AT  # the declared time, not the transplanted one
+    assert report.format == "PAdES-B-B"
+    assert report.warnings[0] == ("znacznik czasu podpisu jest nieprawidłowy (dotyczy innych danych); pominięto go, "
+                                  "czas podpisu przyjęto z deklaracji podpisującego")
+
+
+def test_sha1_is_refused(rsa_pki, letter):
+    meta = PdfSignatureMetadata(field_name="Podpis1", md_algorithm="sha1", subfilter=SigSeedSubFilter.PADES)
+    data = _TimedPdfSigner(meta, simple_signer(rsa_pki), signing_time=SIGNED_AT).sign_pdf(
+        IncrementalPdfFileWriter(io.BytesIO(letter))).getvalue()
+    report = verify(data, rsa_pki)
+    assert report.errors == ["podpis używa algorytmu, którego nie przyjmujemy (SHA-1, MD5 lub DSA: sha1 / "
+                             "sha1_rsa)"]

@@ -1,6 +1,8 @@
 """Files embedded in a signed PDF (a form's XML): read back from the signed revision only."""
 from __future__ import annotations
 
+import io
+
 import pytest
 import weasyprint
 
@@ -26,6 +28,16 @@ def test_the_embedded_form_survives_signing_and_is_read_from_the_signed_revision
     assert embedded_files(report.signed_content) == {"PO-1.xml": FORM_XML}
     assert signed_form_xml(report, "PO-1.xml") == FORM_XML
     assert signed_form_xml(report, "PO-2.xml") is None
+
+
+def test_a_tagged_pdf_with_the_xml_as_its_source_keeps_it_through_signing(pki):
+    """As the forms catalogue renders a letter: PDF/UA-1, the XML an associated file (AFRelationship Source)."""
+    source = weasyprint.Attachment(file_obj=io.BytesIO(FORM_XML), name="pismo_ogolne.xml", relationship="Source",
+                                   description="Dokument XML pisma")
+    pdf = weasyprint.HTML(string='<html lang="pl"><body><h1>Pismo</h1></body></html>').write_pdf(
+        pdf_variant="pdf/ua-1", attachments=[source])
+    report = verify(sign_pdf(pdf, pki), pki)
+    assert report.valid and signed_form_xml(report, "pismo_ogolne.xml") == FORM_XML
 
 
 def test_a_file_attached_after_signing_is_not_returned(pki, signed):
