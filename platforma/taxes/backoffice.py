@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
 import sqlalchemy as sa
+from sqlalchemy.orm import aliased
 from flask import Blueprint, Response, abort, flash, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
@@ -28,7 +29,9 @@ from platforma.taxes.reminders import issue_reminders, reminder_lines, reminders
 from platforma.taxes.settings import interest_threshold, rate_table
 from platforma.web.filters import today_warsaw
 from platforma.web.pdf import render_pdf
-from platforma.taxes.models import Decision, Installment, Liability, LiabilityParty, LimitationRecord, Posting, Taxpayer
+from platforma.taxes.models import (
+    Decision, Installment, Liability, LiabilityParty, LimitationRecord, Posting, PostingProposal, Taxpayer,
+)
 from platforma.web.forms import Form
 from platforma.web.nav import backoffice_menu
 
@@ -198,11 +201,14 @@ def ledger(taxpayer_id: int):
     condition = Posting.taxpayer_id == taxpayer.id
     if liability_ids:
         condition = sa.or_(condition, Posting.liability_id.in_(liability_ids))
+    approver = aliased(User)
     rows = db().execute(
-        sa.select(Posting, Installment.number, Liability.description, Liability.year, User.email)
+        sa.select(Posting, Installment.number, Liability.description, Liability.year, User.email, approver.email)
         .outerjoin(Installment, Installment.id == Posting.installment_id)
         .outerjoin(Liability, Liability.id == Posting.liability_id)
         .outerjoin(User, User.id == Posting.created_by_id)
+        .outerjoin(PostingProposal, PostingProposal.posting_id == Posting.id)
+        .outerjoin(approver, approver.id == PostingProposal.decided_by_id)
         .where(condition).order_by(Posting.value_date.desc(), Posting.id.desc())
     ).all()
     return render_template("taxes/ledger.html", taxpayer=taxpayer, rows=rows, kinds=KIND_LABELS)
@@ -234,8 +240,9 @@ def manual_posting(taxpayer_id: int):
         except ValueError:
             form.value_date.errors.append(_("Nie ma takiej daty."))
         else:
+            approval = runtime().settings.taxes.manual_posting_approval
             try:
-                tax_ops.manual_posting(
+                (tax_ops.propose_manual_posting if approval else tax_ops.manual_posting)(
                     db(), taxpayer_id=taxpayer.id, kind=form.kind.data, amount=parse_amount(form.amount.data),
                     value_date=value_date, reason=form.reason.data, author=g.user,
                     installment_id=int(form.installment.data) if form.installment.data else None,
@@ -245,9 +252,58 @@ def manual_posting(taxpayer_id: int):
                 target = form.installment if "rat" in str(exc) else form.reason if "podstaw" in str(exc) else form.amount
                 target.errors.append(str(exc))
             else:
+                if approval:
+                    flash(_("Księgowanie czeka na zatwierdzenie przez innego pracownika."), "success")
+                    return redirect(url_for("taxes_backoffice.proposals"))
                 flash(_("Zaksięgowano."), "success")
                 return redirect(url_for("taxes_backoffice.ledger", taxpayer_id=taxpayer.id))
     return render_template("taxes/manual_posting.html", taxpayer=taxpayer, form=form)
+
+
+# -- manual postings waiting for a second clerk --------------------------------------------------------
+
+backoffice_menu.add(_l("Księgowania do zatwierdzenia"), "taxes_backoffice.proposals", Permission.POSTINGS_MANAGE, order=15)
+
+
+@bp.route("/ksiegowania-do-zatwierdzenia")
+@requires(Permission.POSTINGS_MANAGE)
+def proposals():
+    """Manual postings waiting for a second clerk ([taxes] manual_posting_approval), oldest first."""
+    proposer = aliased(User)
+    rows = db().execute(
+        sa.select(PostingProposal, Taxpayer, Installment.number, Liability.description, Liability.year, proposer.email)
+        .join(Taxpayer, Taxpayer.id == PostingProposal.taxpayer_id)
+        .join(proposer, proposer.id == PostingProposal.proposed_by_id)
+        .outerjoin(Installment, Installment.id == PostingProposal.installment_id)
+        .outerjoin(Liability, Liability.id == PostingProposal.liability_id)
+        .where(PostingProposal.state == "proposed").order_by(PostingProposal.proposed_at, PostingProposal.id)
+    ).all()
+    audit.record(db(), "posting.proposals_view", actor=g.user, details={"taxpayers": sorted({row[1].id for row in rows})},
+                 ip=client_ip(), user_agent=user_agent())
+    return render_template("taxes/proposals.html", rows=rows, kinds=KIND_LABELS, form=Form(),
+                           enabled=runtime().settings.taxes.manual_posting_approval)
+
+
+@bp.route("/ksiegowania-do-zatwierdzenia/<int:proposal_id>", methods=["POST"])
+@requires(Permission.POSTINGS_MANAGE)
+def decide_proposal(proposal_id: int):
+    """Approve or reject (with a reason) a proposal of another clerk; a refusal is a message, not an error page."""
+    if not Form().validate_on_submit():
+        abort(400)
+    decision = request.form.get("decision")
+    try:
+        if decision == "approve":
+            tax_ops.approve_proposal(db(), proposal_id=proposal_id, approver=g.user, ip=client_ip(), user_agent=user_agent())
+            flash(_("Zatwierdzono i zaksięgowano."), "success")
+        elif decision == "reject":
+            tax_ops.reject_proposal(db(), proposal_id=proposal_id, rejecter=g.user, reason=request.form.get("reason", "")[:2000],
+                                    ip=client_ip(), user_agent=user_agent())
+            flash(_("Odrzucono."), "success")
+        else:
+            abort(400)
+    except tax_ops.PostingError as exc:
+        flash(str(exc), "error")
+    return redirect(url_for("taxes_backoffice.proposals"))
 
 
 # -- przedawnienie (art. 70 OP) ----------------------------------------------------------------------

@@ -9,11 +9,14 @@ from decimal import Decimal
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from platforma.accounts.models import User
 from platforma.core import audit
+from platforma.core.db import utcnow
 from platforma.taxes import rules
 from platforma.taxes.account import ZERO, InstallmentRecord, PostingRecord, installment_arrear
 from platforma.taxes.models import (
-    LIMITATION_RECORD_KINDS, Decision, Installment, Liability, LiabilityParty, LimitationRecord, Posting, Taxpayer,
+    LIMITATION_RECORD_KINDS, Decision, Installment, Liability, LiabilityParty, LimitationRecord, Posting, PostingProposal,
+    Taxpayer,
 )
 from platforma.taxes.queries import account_records, limitation_of
 from platforma.taxes.settings import interest_threshold, rate_table
@@ -397,6 +400,27 @@ def _chunks(values: list, size: int | None = None) -> Iterator[list]:
 MANUAL_KINDS = ("przypis", "odpis", "koszty_upomnienia", "zwrot")
 
 
+def _checked_manual(
+    session: Session, kind: str, amount: Decimal, reason: str, liability_id: int | None, installment_id: int | None,
+) -> tuple[Decimal, int | None, str]:
+    """A manual posting's values, or a PostingError for the clerk: (amount, liability id, reason)."""
+    if not reason or not reason.strip():
+        raise PostingError("Podaj podstawę księgowania (np. numer decyzji zmieniającej).")
+    if kind not in MANUAL_KINDS:
+        raise PostingError("Tego rodzaju księgowania nie wprowadza się ręcznie.")
+    amount = rules.money(amount)
+    if amount <= 0 or amount != rules.round_to_grosz(amount):
+        raise PostingError("Kwota musi być dodatnia, z dokładnością do grosza.")
+    if kind in ("przypis", "odpis") and installment_id is None:
+        raise PostingError("Przypis i odpis dotyczą wskazanej raty.")
+    if installment_id is not None:
+        installment = session.get(Installment, installment_id)
+        if installment is None or (liability_id is not None and installment.liability_id != liability_id):
+            raise PostingError("Nie ma takiej raty.")
+        liability_id = installment.liability_id
+    return amount, liability_id, reason.strip()
+
+
 def manual_posting(
     session: Session,
     *,
@@ -412,23 +436,10 @@ def manual_posting(
     user_agent: str = "",
 ) -> Posting:
     """A clerk's posting: always with a reason, always audited."""
-    if not reason or not reason.strip():
-        raise PostingError("Podaj podstawę księgowania (np. numer decyzji zmieniającej).")
-    if kind not in MANUAL_KINDS:
-        raise PostingError("Tego rodzaju księgowania nie wprowadza się ręcznie.")
-    amount = rules.money(amount)
-    if amount <= 0 or amount != rules.round_to_grosz(amount):
-        raise PostingError("Kwota musi być dodatnia, z dokładnością do grosza.")
-    if kind in ("przypis", "odpis") and installment_id is None:
-        raise PostingError("Przypis i odpis dotyczą wskazanej raty.")
-    if installment_id is not None:
-        installment = session.get(Installment, installment_id)
-        if installment is None or (liability_id is not None and installment.liability_id != liability_id):
-            raise PostingError("Nie ma takiej raty.")
-        liability_id = installment.liability_id
+    amount, liability_id, reason = _checked_manual(session, kind, amount, reason, liability_id, installment_id)
     posting = Posting(
         taxpayer_id=taxpayer_id, liability_id=liability_id, installment_id=installment_id, kind=kind, amount=amount,
-        booked_on=value_date, value_date=value_date, origin="manual", reason=reason.strip(), created_by_id=author.id,
+        booked_on=value_date, value_date=value_date, origin="manual", reason=reason, created_by_id=author.id,
     )
     session.add(posting)
     session.flush()
@@ -438,6 +449,104 @@ def manual_posting(
         ip=ip, user_agent=user_agent,
     )
     return posting
+
+
+# -- the second approval of manual postings ([taxes] manual_posting_approval) -----------------------
+
+def propose_manual_posting(
+    session: Session,
+    *,
+    taxpayer_id: int,
+    kind: str,
+    amount: Decimal,
+    value_date: dt.date,
+    reason: str,
+    author,
+    liability_id: int | None = None,
+    installment_id: int | None = None,
+    ip: str = "",
+    user_agent: str = "",
+) -> PostingProposal:
+    """A manual posting as a proposal: checked as `manual_posting` checks it, audited, not in the
+    ledger until a different clerk approves it."""
+    amount, liability_id, reason = _checked_manual(session, kind, amount, reason, liability_id, installment_id)
+    proposal = PostingProposal(
+        taxpayer_id=taxpayer_id, liability_id=liability_id, installment_id=installment_id, kind=kind, amount=amount,
+        value_date=value_date, reason=reason, proposed_by_id=author.id, state="proposed", decision_reason="",
+    )
+    session.add(proposal)
+    session.flush()
+    audit.record(
+        session, "posting.proposed", actor=author, object_type="posting_proposal", object_id=proposal.id,
+        taxpayer_id=taxpayer_id,
+        details={"kind": kind, "amount": str(amount), "value_date": value_date.isoformat(), "reason": reason},
+        ip=ip, user_agent=user_agent,
+    )
+    return proposal
+
+
+def _decide(session: Session, proposal_id: int, decider, state: str, decision_reason: str = "") -> PostingProposal:
+    """Move a waiting proposal to `state`, once: a conditional UPDATE that only one of two clerks
+    deciding at the same moment wins (PostgreSQL re-reads the row after the first commits; SQLite
+    serialises writers)."""
+    proposal = session.get(PostingProposal, proposal_id)
+    if proposal is None:
+        raise PostingError("Nie ma takiego księgowania do zatwierdzenia.")
+    if proposal.proposed_by_id == decider.id:
+        raise PostingError("Księgowanie, które zaproponowałeś, zatwierdza albo odrzuca inny pracownik.")
+    won = session.execute(
+        sa.update(PostingProposal)
+        .where(PostingProposal.id == proposal_id, PostingProposal.state == "proposed")
+        .values(state=state, decided_by_id=decider.id, decided_at=utcnow(), decision_reason=decision_reason)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if won != 1:
+        raise PostingError("To księgowanie zostało już rozpatrzone.")
+    session.refresh(proposal)
+    return proposal
+
+
+def approve_proposal(session: Session, *, proposal_id: int, approver, ip: str = "", user_agent: str = "") -> Posting:
+    """A different clerk approves: the posting is made (its author the proposer) and both names are
+    in the audit log. Exactly once: the state moves once, and the posting's key is the proposal."""
+    proposal = _decide(session, proposal_id, approver, "approved")
+    posting = Posting(
+        taxpayer_id=proposal.taxpayer_id, liability_id=proposal.liability_id, installment_id=proposal.installment_id,
+        kind=proposal.kind, amount=proposal.amount, booked_on=proposal.value_date, value_date=proposal.value_date,
+        origin="manual", reason=proposal.reason, created_by_id=proposal.proposed_by_id,
+        source="approval", source_key=f"proposal:{proposal.id}",
+    )
+    session.add(posting)
+    session.flush()
+    session.execute(sa.update(PostingProposal).where(PostingProposal.id == proposal.id).values(posting_id=posting.id)
+                    .execution_options(synchronize_session=False))
+    proposer = session.get(User, proposal.proposed_by_id)
+    audit.record(
+        session, "posting.approved", actor=approver, object_type="posting", object_id=posting.id,
+        taxpayer_id=proposal.taxpayer_id,
+        details={"proposal": proposal.id, "kind": proposal.kind, "amount": str(proposal.amount),
+                 "value_date": proposal.value_date.isoformat(), "reason": proposal.reason,
+                 "proposed_by": {"id": proposer.id, "name": proposer.full_name, "email": proposer.email},
+                 "approved_by": {"id": approver.id, "name": approver.full_name, "email": approver.email}},
+        ip=ip, user_agent=user_agent,
+    )
+    return posting
+
+
+def reject_proposal(session: Session, *, proposal_id: int, rejecter, reason: str, ip: str = "",
+                    user_agent: str = "") -> PostingProposal:
+    """A different clerk rejects, with a reason; nothing is posted."""
+    if not reason or not reason.strip():
+        raise PostingError("Podaj powód odrzucenia.")
+    proposal = _decide(session, proposal_id, rejecter, "rejected", reason.strip())
+    audit.record(
+        session, "posting.rejected", actor=rejecter, object_type="posting_proposal", object_id=proposal.id,
+        taxpayer_id=proposal.taxpayer_id,
+        details={"kind": proposal.kind, "amount": str(proposal.amount), "reason": proposal.reason,
+                 "proposed_by": proposal.proposed_by_id, "rejection": proposal.decision_reason},
+        ip=ip, user_agent=user_agent,
+    )
+    return proposal
 
 
 # -- przedawnienie: what a clerk records about the limitation period (art. 70 OP) -------------------
