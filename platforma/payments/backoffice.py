@@ -17,7 +17,7 @@ from platforma.core.access import Permission, deny, has_permission, requires
 from platforma.core.web import client_ip, db, runtime, user_agent
 from platforma.payments import queries, reconciliation
 from platforma.payments.models import BankStatement, Payment, PaymentEvent, StatementLine
-from platforma.payments.views import STATE_LABELS
+from platforma.payments.views import REFUND_LABELS, STATE_LABELS
 from platforma.taxes.models import Taxpayer
 from platforma.web.filters import money, today_warsaw
 from platforma.web.forms import Form, TextArea, TextInput
@@ -52,7 +52,7 @@ class ReturnForm(Form):
 
 @bp.context_processor
 def _helpers() -> dict:
-    return {"zl": money, "state_labels": STATE_LABELS}
+    return {"zl": money, "state_labels": STATE_LABELS, "refund_labels": REFUND_LABELS}
 
 
 @bp.get("/")
@@ -76,7 +76,7 @@ def payment(reference: str):
     events = list(db().scalars(sa.select(PaymentEvent).where(PaymentEvent.payment_id == item.id).order_by(PaymentEvent.id)))
     lines = queries.allocation_of(db(), item.reference)
     return render_template("payments/backoffice_payment.html", payment=item, events=events, lines=lines,
-                           taxpayer=db().get(Taxpayer, item.taxpayer_id))
+                           refunds=queries.refunds_of(db(), item.id), taxpayer=db().get(Taxpayer, item.taxpayer_id))
 
 
 @bp.route("/wyciagi", methods=["GET", "POST"])

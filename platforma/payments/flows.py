@@ -27,8 +27,9 @@ from platforma.payments.gateways.base import (
     MalformedNotification,
     PaymentGateway,
     PaymentRequest,
+    RefundReport,
 )
-from platforma.payments.models import Payment
+from platforma.payments.models import Payment, PaymentRefund
 
 log = logging.getLogger("platforma.payments")
 
@@ -113,33 +114,48 @@ def handle_notification(runtime: Runtime, gateway_id: str, headers: Mapping[str,
     Unknown payment: 200 and a log line (the gateway stops retrying something we never sent).
     Wrong signature: 403, logged, nothing changed. Malformed: 400. A temporary failure (the gateway's
     verify call, our database): 503, so that the gateway sends it again. A repeated notification
-    changes nothing and gets the same answer as the first.
+    changes nothing and gets the same answer as the first. A notification that reports several
+    transactions (an Autopay ITN) has each recorded on its own, in its own transaction, and the answer
+    says which were recorded.
     """
     gateway = configured_gateways(runtime).get(gateway_id)
     if gateway is None:
         return HttpAnswer(404, b"unknown gateway")
     try:
-        report = gateway.parse_notification(headers, body, remote_addr)
+        reports = gateway.parse_notification_reports(headers, body, remote_addr)
     except InvalidSignature as exc:
         log.warning("bramka %s: odrzucono powiadomienie z %s: %s", gateway_id, remote_addr, exc)
         return HttpAnswer(403, b"invalid signature")
     except MalformedNotification as exc:
         log.warning("bramka %s: nieczytelne powiadomienie z %s: %s", gateway_id, remote_addr, exc)
         return HttpAnswer(400, b"malformed notification")
+    results = []
+    for report in reports:
+        if isinstance(report, RefundReport):
+            recorded = _record_refund(runtime, gateway_id, report)
+        else:
+            recorded = _record_report(runtime, gateway, gateway_id, report)
+        results.append((report, recorded))
+    return gateway.acknowledge_reports(results)
+
+
+def _record_report(runtime: Runtime, gateway: PaymentGateway, gateway_id: str, report: GatewayReport) -> bool:
+    """One payment's report: confirmed with the gateway where it must be (outside any transaction),
+    then recorded. False: a temporary failure, the gateway must send it again."""
     try:
         with transaction(runtime.session_factory) as session:
             payment = session.scalars(sa.select(Payment).where(
                 Payment.reference == report.reference, Payment.gateway == gateway_id)).one_or_none()
             if payment is None:
                 log.warning("bramka %s: powiadomienie o nieznanej płatności %s", gateway_id, report.reference)
-                return gateway.acknowledge(report, True)
+                return True
             expected, state = payment.amount, payment.state
         if report.outcome == "confirmed" and state != "confirmed":
             try:
                 report = gateway.confirm(report, expected)
             except GatewayUnavailable as exc:
                 log.warning("bramka %s: płatność %s: potwierdzenie chwilowo niemożliwe: %s", gateway_id, report.reference, exc)
-                return gateway.acknowledge(report, False)
+                return False
             except GatewayRejected as exc:
                 log.error("bramka %s: płatność %s: bramka nie potwierdziła transakcji: %s", gateway_id, report.reference, exc)
                 report = GatewayReport(reference=report.reference, outcome="failed", gateway_txn_id=report.gateway_txn_id,
@@ -148,7 +164,7 @@ def handle_notification(runtime: Runtime, gateway_id: str, headers: Mapping[str,
             operations.apply_report(session, gateway_id, report)
     except sa.exc.OperationalError as exc:
         log.error("bramka %s: płatność %s: błąd bazy danych, bramka ponowi: %s", gateway_id, report.reference, exc)
-        return gateway.acknowledge(report, False)
+        return False
     except sa.exc.IntegrityError as exc:
         # a racing twin committed first (unique postings or transaction id): the twin's work stands.
         # Anything else (another payment holds this transaction id) must not be acknowledged: the
@@ -159,10 +175,31 @@ def handle_notification(runtime: Runtime, gateway_id: str, headers: Mapping[str,
         if report.outcome == "confirmed" and state != "confirmed":
             log.error("bramka %s: płatność %s: nie zapisano potwierdzenia (%s), bramka ponowi: %s", gateway_id,
                       report.reference, exc.orig.__class__.__name__, exc.orig)
-            return gateway.acknowledge(report, False)
+            return False
         log.info("bramka %s: płatność %s: równoległe powiadomienie już zapisane (%s)", gateway_id, report.reference,
                  exc.orig.__class__.__name__)
-    return gateway.acknowledge(report, True)
+    return True
+
+
+def _record_refund(runtime: Runtime, gateway_id: str, report: RefundReport) -> bool:
+    """One refund's report, recorded in its own transaction. False: a temporary failure."""
+    try:
+        with transaction(runtime.session_factory) as session:
+            operations.apply_refund(session, gateway_id, report)
+    except sa.exc.OperationalError as exc:
+        log.error("bramka %s: zwrot %s: błąd bazy danych, bramka ponowi: %s", gateway_id, report.refund_id, exc)
+        return False
+    except sa.exc.IntegrityError as exc:
+        # a racing twin recorded the same refund first: its work stands; anything else must come again
+        with transaction(runtime.session_factory) as session:
+            state = session.scalar(sa.select(PaymentRefund.state).where(
+                PaymentRefund.gateway == gateway_id, PaymentRefund.gateway_refund_id == report.refund_id))
+        if state is None:
+            log.error("bramka %s: zwrot %s: nie zapisano (%s), bramka ponowi: %s", gateway_id, report.refund_id,
+                      exc.orig.__class__.__name__, exc.orig)
+            return False
+        log.info("bramka %s: zwrot %s: równoległe powiadomienie już zapisane", gateway_id, report.refund_id)
+    return True
 
 
 def reconcile_pending(runtime: Runtime, now: dt.datetime | None = None) -> dict[str, int]:

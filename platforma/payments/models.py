@@ -28,6 +28,14 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     "confirmed": frozenset(),
 }
 
+#: a refund the treasury ordered in the gateway's panel: ordered, money returned, withdrawn
+REFUND_STATES = ("pending", "completed", "cancelled")
+REFUND_TRANSITIONS: dict[str, frozenset[str]] = {
+    "pending": frozenset({"completed", "cancelled"}),
+    "completed": frozenset(),
+    "cancelled": frozenset(),
+}
+
 #: what the resident asked to pay
 PAYMENT_MODES = ("installments", "overdue", "amount")
 
@@ -86,13 +94,58 @@ class PaymentEvent(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     payment_id: Mapped[int] = mapped_column(sa.ForeignKey("payment.id"), index=True)
     at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
-    #: created, registered, notification, verified, state, posted, refused, query
+    #: created, registered, notification, verified, state, posted, refused, query, second_payment,
+    #: refund (a refund reported or moved), refund_posted (its money in the taxes ledger)
     kind: Mapped[str] = mapped_column(sa.String(20))
     from_state: Mapped[str | None] = mapped_column(sa.String(10))
     to_state: Mapped[str | None] = mapped_column(sa.String(10))
     #: resident, gateway, job, clerk, statement
     actor: Mapped[str] = mapped_column(sa.String(10))
     details: Mapped[dict[str, Any]] = mapped_column(sa.JSON, default=dict)
+
+
+class PaymentRefund(Base):
+    """Money returned to the payer through the gateway. The treasury orders a refund in the gateway's
+    panel; the gateway reports it and the core records it here, moves it along REFUND_TRANSITIONS and,
+    once the money is returned, reflects it in the taxes ledger once (ADR 0011). Every report of it is
+    also an event in the payment's append-only history."""
+
+    __tablename__ = "payment_refund"
+    __table_args__ = (
+        sa.CheckConstraint(_in("state", REFUND_STATES), name="state"),
+        sa.CheckConstraint("amount > 0", name="amount"),
+        sa.CheckConstraint("state <> 'completed' OR refunded_on IS NOT NULL", name="completed_refunded_on"),
+        sa.CheckConstraint("posted_amount IS NULL OR (posted_amount >= 0 AND posted_amount <= amount)",
+                           name="posted_amount"),
+        # the gateway's id of a refund belongs to one refund only
+        sa.UniqueConstraint("gateway", "gateway_refund_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    payment_id: Mapped[int] = mapped_column(sa.ForeignKey("payment.id"), index=True)
+    #: the gateway plugin's id (the payment's)
+    gateway: Mapped[str] = mapped_column(sa.String(32))
+    #: the gateway's own id of the refund (PayU refundId)
+    gateway_refund_id: Mapped[str] = mapped_column(sa.String(100))
+    amount: Mapped[Decimal] = mapped_column(Money)
+    currency: Mapped[str] = mapped_column(sa.String(3), default="PLN")
+    #: pending, completed (the money went back to the payer) or cancelled
+    state: Mapped[str] = mapped_column(sa.String(10))
+    #: the Warsaw day the money went back, for a completed refund
+    refunded_on: Mapped[dt.date | None]
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    #: when the completed refund was reflected in the taxes ledger (once), and how much of it went
+    #: there as a zwrot of the taxpayer's nadpłata; the rest waits for a clerk's correction
+    settled_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    posted_amount: Mapped[Decimal | None] = mapped_column(Money)
+
+    @property
+    def unposted_amount(self) -> Decimal:
+        """What was returned to the payer but is not yet reflected in the taxes ledger."""
+        if self.state != "completed":
+            return Decimal("0.00")
+        return self.amount - (self.posted_amount or Decimal("0.00"))
 
 
 class IdempotencyKey(Base):

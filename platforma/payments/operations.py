@@ -20,9 +20,19 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from platforma.core.db import utcnow
-from platforma.payments.gateways.base import GatewayReport, Registration
-from platforma.payments.models import FINAL_STATES, TRANSITIONS, IdempotencyKey, Payment, PaymentEvent
+from platforma.payments.gateways.base import GatewayReport, RefundReport, Registration
+from platforma.payments.models import (
+    FINAL_STATES,
+    REFUND_TRANSITIONS,
+    TRANSITIONS,
+    IdempotencyKey,
+    Payment,
+    PaymentEvent,
+    PaymentRefund,
+)
 from platforma.taxes import operations as tax_operations
+from platforma.taxes.models import Posting, Taxpayer
+from platforma.taxes.queries import account
 
 log = logging.getLogger("platforma.payments")
 WARSAW = ZoneInfo("Europe/Warsaw")
@@ -163,6 +173,8 @@ def apply_report(session: Session, gateway: str, report: GatewayReport, actor: s
             "reason": "amount", "reported": report.amount, "expected": payment.amount})
         log.error("bramka %s: płatność %s: kwota %s zamiast %s", gateway, payment.reference, report.amount, payment.amount)
         return Outcome("refused", payment, "kwota niezgodna z płatnością")
+    if payment.state == "confirmed" and report.outcome == "confirmed" and actor == "gateway":
+        note_second_payment(session, payment, report)
     if report.outcome == payment.state or payment.state == "confirmed":
         return Outcome("unchanged", payment)
     if report.outcome == "pending":
@@ -176,6 +188,11 @@ def apply_report(session: Session, gateway: str, report: GatewayReport, actor: s
                                                                    **dict(report.details)}, **values):
             return Outcome("unchanged", payment)
         post_confirmed(session, payment)
+        # a refund reported before the confirmation reached us waits for the payment's postings
+        for refund in session.scalars(sa.select(PaymentRefund).where(
+                PaymentRefund.payment_id == payment.id, PaymentRefund.state == "completed",
+                PaymentRefund.settled_at.is_(None)).order_by(PaymentRefund.id).with_for_update()):
+            settle_refund(session, payment, refund)
         return Outcome("confirmed", payment)
     if payment.state in FINAL_STATES:
         return Outcome("unchanged", payment)
@@ -208,3 +225,139 @@ def expire_or_query_due(session: Session, older_than: dt.datetime, limit: int = 
         .order_by(Payment.updated_at).limit(limit)
     ).all()
     return [tuple(r) for r in rows]
+
+
+def note_second_payment(session: Session, payment: Payment, report: GatewayReport) -> None:
+    """The gateway confirms another transaction of a payment already confirmed (the payer paid twice,
+    e.g. from the browser's history): the money is not posted a second time, and the payment's history
+    says so once, for a clerk to return or assign it."""
+    if not report.gateway_txn_id or not payment.gateway_txn_id or report.gateway_txn_id == payment.gateway_txn_id:
+        return
+    noted = session.scalars(sa.select(PaymentEvent.details).where(
+        PaymentEvent.payment_id == payment.id, PaymentEvent.kind == "second_payment"))
+    if any(details.get("gateway_txn_id") == report.gateway_txn_id for details in noted):
+        return
+    add_event(session, payment, "second_payment", "gateway", details={
+        "gateway_txn_id": report.gateway_txn_id, "amount": report.amount, **dict(report.details)})
+    log.error("bramka %s: płatność %s opłacona drugi raz (transakcja %s, %s zł): do zwrotu albo przypisania przez "
+              "pracownika", payment.gateway, payment.reference, report.gateway_txn_id, report.amount)
+
+
+# -- refunds -----------------------------------------------------------------------------------------
+
+def refunded_on_of(report: RefundReport) -> dt.date:
+    """The Warsaw day the money went back to the payer (the day the gateway says, else today)."""
+    moment = report.refunded_at or utcnow()
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.timezone.utc)
+    return moment.astimezone(WARSAW).date()
+
+
+def _payment_of_refund(session: Session, gateway: str, report: RefundReport) -> Payment | None:
+    condition = (Payment.reference == report.reference) if report.reference else (
+        Payment.gateway_txn_id == report.gateway_txn_id)
+    return session.scalars(sa.select(Payment).where(condition, Payment.gateway == gateway).with_for_update()).one_or_none()
+
+
+def apply_refund(session: Session, gateway: str, report: RefundReport, actor: str = "gateway") -> Outcome:
+    """Record what a gateway reported about a refund: the refund row moves along REFUND_TRANSITIONS
+    (compare-and-set), every report that changes something is an event of the payment, and a completed
+    refund of a posted payment is reflected in the taxes ledger in this same transaction, once. A
+    repeated or late report (a PENDING after FINALIZED) changes nothing."""
+    payment = _payment_of_refund(session, gateway, report)
+    if payment is None:
+        log.warning("bramka %s: zwrot %s nieznanej płatności %s (txn %s)", gateway, report.refund_id, report.reference,
+                    report.gateway_txn_id)
+        return Outcome("unknown")
+    details = {"refund_id": report.refund_id, "amount": report.amount, "outcome": report.outcome, **dict(report.details)}
+    refund = session.scalars(sa.select(PaymentRefund).where(
+        PaymentRefund.gateway == gateway, PaymentRefund.gateway_refund_id == report.refund_id).with_for_update()
+    ).one_or_none()
+    problem = _refund_problem(session, payment, refund, report)
+    if problem:
+        add_event(session, payment, "refused", actor, details={"reason": problem, **details})
+        log.error("bramka %s: płatność %s: zwrot %s odrzucony: %s", gateway, payment.reference, report.refund_id, problem)
+        return Outcome("refused", payment, problem)
+    refunded_on = refunded_on_of(report) if report.outcome == "completed" else None
+    if refund is None:
+        refund = PaymentRefund(payment_id=payment.id, gateway=gateway, gateway_refund_id=report.refund_id,
+                               amount=report.amount, currency=report.currency, state=report.outcome,
+                               refunded_on=refunded_on)
+        session.add(refund)
+        session.flush()
+        add_event(session, payment, "refund", actor, to_state=report.outcome, details=details)
+        result = "moved"
+    else:
+        from_state, result = refund.state, "unchanged"
+        if report.outcome in REFUND_TRANSITIONS[from_state] and _move_refund(session, refund, report.outcome, refunded_on):
+            add_event(session, payment, "refund", actor, from_state=from_state, to_state=report.outcome, details=details)
+            result = "moved"
+    if refund.state == "completed":
+        settle_refund(session, payment, refund)
+    return Outcome(result, payment)
+
+
+def _move_refund(session: Session, refund: PaymentRefund, to_state: str, refunded_on: dt.date | None) -> bool:
+    """Compare-and-set, as `move` does for payments."""
+    from_state = refund.state
+    moved = session.execute(
+        sa.update(PaymentRefund)
+        .where(PaymentRefund.id == refund.id, PaymentRefund.state == from_state)
+        .values(state=to_state, refunded_on=refunded_on, updated_at=utcnow())
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    session.refresh(refund)
+    return moved == 1
+
+
+def _refund_problem(session: Session, payment: Payment, refund: PaymentRefund | None, report: RefundReport) -> str:
+    """Why a refund report cannot be believed as it stands (empty: it can)."""
+    if report.currency != payment.currency:
+        return f"waluta zwrotu {report.currency} inna niż płatności {payment.currency}"
+    if refund is not None:
+        return "" if report.amount == refund.amount else f"kwota zwrotu {report.amount} zamiast {refund.amount}"
+    returned = session.scalar(sa.select(sa.func.coalesce(sa.func.sum(PaymentRefund.amount), 0)).where(
+        PaymentRefund.payment_id == payment.id, PaymentRefund.state != "cancelled")) or Decimal("0.00")
+    if report.outcome != "cancelled" and returned + report.amount > payment.amount:
+        return f"zwroty ({returned + report.amount} zł) przekraczają kwotę płatności ({payment.amount} zł)"
+    return ""
+
+
+def settle_refund(session: Session, payment: Payment, refund: PaymentRefund) -> None:
+    """Reflect a completed refund in the taxes ledger, once (ADR 0011).
+
+    The money a gmina returns of a tax payment is a nadpłata refunded (art. 72 § 1, art. 77 OP): the
+    refund is posted as a zwrot against the taxpayer's nadpłata, keyed by the gateway's refund id
+    (unique (source, source_key): a repeat cannot post twice). What exceeds the nadpłata is money the
+    ledger still counts as tax paid: which installments become unpaid again is a clerk's correction,
+    so that part is not guessed; the refund shows it as not yet in the ledger."""
+    if refund.state != "completed" or refund.settled_at is not None:
+        return
+    if payment.posted_at is None:
+        log.warning("bramka %s: płatność %s: zwrot %s czeka na zaksięgowanie płatności", payment.gateway,
+                    payment.reference, refund.gateway_refund_id)
+        return
+    assert refund.refunded_on is not None
+    # the lock post_payment takes: a payment of the same taxpayer allocated meanwhile is seen whole
+    session.execute(sa.select(Taxpayer.id).where(Taxpayer.id == payment.taxpayer_id).with_for_update())
+    days = {refund.refunded_on, max(refund.refunded_on, warsaw_today())}
+    # a nadpłata spent later (set off against an installment) cannot be refunded again
+    overpaid = min(account(session, payment.taxpayer_id, day).nadplata for day in days)
+    posted = min(refund.amount, max(overpaid, Decimal("0.00")))
+    if posted > 0:
+        session.add(Posting(
+            taxpayer_id=payment.taxpayer_id, kind="zwrot", amount=posted, booked_on=refund.refunded_on,
+            value_date=refund.refunded_on, payment_ref=payment.reference, origin="system",
+            reason=f"Zwrot przez operatora płatności {payment.gateway} ({refund.gateway_refund_id})"[:500],
+            source=payment.gateway, source_key=f"{payment.reference}:zwrot:{refund.gateway_refund_id}"[:100]))
+    session.execute(sa.update(PaymentRefund).where(PaymentRefund.id == refund.id)
+                    .values(settled_at=utcnow(), posted_amount=posted).execution_options(synchronize_session=False))
+    session.flush()
+    session.refresh(refund)
+    add_event(session, payment, "refund_posted", "system", details={
+        "refund_id": refund.gateway_refund_id, "zwrot": posted, "not_posted": refund.amount - posted,
+        "refunded_on": refund.refunded_on})
+    if posted < refund.amount:
+        log.error("płatność %s: zwrot %s (%s zł) przekracza nadpłatę podatnika %s; %s zł czeka na korektę konta przez "
+                  "pracownika", payment.reference, refund.gateway_refund_id, refund.amount, payment.taxpayer_id,
+                  refund.amount - posted)

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from platforma.config import Settings
-from platforma.payments.models import Payment
+from platforma.payments.models import Payment, PaymentRefund
 from platforma.payments.rules import VirtualAccountLayout
 from platforma.taxes.account import ZERO, AccountState
 from platforma.taxes.models import Posting
@@ -103,8 +103,27 @@ class AllocationLine:
 
 
 def allocation_of(session: Session, payment_ref: str) -> list[AllocationLine]:
-    """How a posted payment was allocated: its postings in the taxes ledger."""
+    """How a posted payment was allocated: its postings in the taxes ledger (a refund's zwrot, which
+    carries the same reference, is the refund's, not the allocation's)."""
     return [AllocationLine(*row) for row in session.execute(
         sa.select(Posting.kind, Posting.amount, Posting.liability_id, Posting.installment_id)
-        .where(Posting.payment_ref == payment_ref).order_by(Posting.id)
+        .where(Posting.payment_ref == payment_ref, Posting.kind != "zwrot").order_by(Posting.id)
     )]
+
+
+def refunds_of(session: Session, payment_id: int) -> list[PaymentRefund]:
+    """A payment's refunds, oldest first."""
+    return list(session.scalars(sa.select(PaymentRefund).where(PaymentRefund.payment_id == payment_id)
+                                .order_by(PaymentRefund.id)))
+
+
+def refunded_totals(session: Session, payment_ids: list[int]) -> dict[int, Decimal]:
+    """Payment id -> the money its completed refunds returned (payments without one are left out)."""
+    if not payment_ids:
+        return {}
+    rows = session.execute(
+        sa.select(PaymentRefund.payment_id, sa.func.sum(PaymentRefund.amount))
+        .where(PaymentRefund.payment_id.in_(payment_ids), PaymentRefund.state == "completed")
+        .group_by(PaymentRefund.payment_id)
+    )
+    return {payment_id: amount for payment_id, amount in rows}

@@ -16,6 +16,7 @@ import segno
 from flask import Blueprint, Response, abort, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
+from werkzeug.datastructures import MultiDict
 
 from platforma.accounts.models import TaxpayerAccess
 from platforma.core.access import Permission, login_required, public, requires
@@ -41,6 +42,11 @@ STATE_LABELS = {
     "cancelled": (_l("anulowana"), "govuk-tag--grey"),
     "expired": (_l("wygasła"), "govuk-tag--grey"),
 }
+REFUND_LABELS = {
+    "pending": (_l("zwrot w toku"), "govuk-tag--yellow"),
+    "completed": (_l("zwrócono"), "govuk-tag--blue"),
+    "cancelled": (_l("zwrot anulowany"), "govuk-tag--grey"),
+}
 MAX_ONLINE_AMOUNT = Decimal("1000000.00")
 
 
@@ -49,7 +55,8 @@ MAX_ONLINE_AMOUNT = Decimal("1000000.00")
 def _helpers() -> dict:
     from platforma.taxes.views import tax_name
 
-    return {"zl": money, "state_labels": STATE_LABELS, "tax_name": tax_name, "format_nrb": format_nrb}
+    return {"zl": money, "state_labels": STATE_LABELS, "refund_labels": REFUND_LABELS, "tax_name": tax_name,
+            "format_nrb": format_nrb}
 
 
 def _resident_access(taxpayer_id: int):
@@ -135,8 +142,17 @@ def _pay_page(taxpayer, access, payable, errors=None, form=None, status=200):
 @pay_bp.get("/<int:taxpayer_id>/zaplac")
 @requires(Permission.RESIDENT_AREA)
 def pay(taxpayer_id: int):
+    """Step one: what to pay. `?rok=2025` (the account page's "Zapłać za 2025 r.") chooses that year's
+    installments."""
     taxpayer, access = _resident_access(taxpayer_id)
-    return _pay_page(taxpayer, access, queries.payable(db(), taxpayer.id, today_warsaw()))
+    payable = queries.payable(db(), taxpayer.id, today_warsaw())
+    form = MultiDict()
+    year = request.args.get("rok", "")
+    if year.isdigit() and len(year) == 4:
+        chosen = [str(i.id) for i in payable.installments if i.year == int(year)]
+        if chosen:
+            form = MultiDict([("mode", "installments")] + [("installment", i) for i in chosen])
+    return _pay_page(taxpayer, access, payable, form=form)
 
 
 @pay_bp.post("/<int:taxpayer_id>/zaplac")
@@ -286,7 +302,8 @@ def _payment_for_user(reference: str) -> Payment:
 @requires(Permission.RESIDENT_AREA)
 def mine():
     payments = queries.payments_of(db(), _linked_taxpayer_ids())
-    return render_template("payments/mine.html", payments=payments)
+    refunded = queries.refunded_totals(db(), [p.id for p in payments])
+    return render_template("payments/mine.html", payments=payments, refunded=refunded)
 
 
 @bp.get("/<reference>")
@@ -305,8 +322,10 @@ def returned(reference: str):
 def _detail(reference: str, returned: bool):
     payment = _payment_for_user(reference)
     lines = queries.allocation_of(db(), payment.reference) if payment.state == "confirmed" else []
+    refunds = queries.refunds_of(db(), payment.id)
     return render_template("payments/detail.html", payment=payment, lines=lines, names=_liability_names(lines),
-                           returned=returned)
+                           returned=returned, refunds=refunds,
+                           refunded=sum((r.amount for r in refunds if r.state == "completed"), Decimal("0")))
 
 
 @bp.get("/powrot")
@@ -329,9 +348,10 @@ def confirmation_pdf(reference: str):
     if payment.state != "confirmed":
         abort(404)
     lines = queries.allocation_of(db(), payment.reference)
+    refunds = [r for r in queries.refunds_of(db(), payment.id) if r.state == "completed"]
     return render_pdf("payments/confirmation_pdf.html", f"potwierdzenie-{payment.reference}.pdf", payment=payment,
                       lines=lines, names=_liability_names(lines), taxpayer=payment_taxpayer(payment),
-                      gmina=runtime().settings.gmina)
+                      gmina=runtime().settings.gmina, refunds=refunds)
 
 
 def payment_taxpayer(payment: Payment):

@@ -30,6 +30,7 @@ from platforma.payments.gateways.base import (
     MalformedNotification,
     PaymentGateway,
     PaymentRequest,
+    RefundReport,
 )
 from tests.simulators.autopay import AutopaySimulator
 from tests.simulators.gateways import simulator_class
@@ -51,13 +52,15 @@ SECRETS = [P24["crc"], P24["api_key"], PAYU["second_key"], PAYU["client_secret"]
 # -- a tiny webhook: the real plugin reads what the simulator sends ---------------------------------
 
 class NotificationReceiver:
-    """A werkzeug server that answers each notification as our webhook does: parse_notification, then
-    acknowledge (or 400 for a notification that does not check)."""
+    """A werkzeug server that answers each notification as our webhook does: parse_notification_reports,
+    then acknowledge_reports (or 400 for a notification that does not check)."""
 
     def __init__(self) -> None:
         self.plugin: PaymentGateway | None = None
         #: what acknowledge is told: False stands for "the core could not record it"
         self.accept = True
+        #: references whose reports the core "could not record" even when `accept` is True
+        self.refuse: set[str] = set()
         self.received: list[dict[str, Any]] = []
         self._lock = threading.Lock()
         self._server = make_server("127.0.0.1", 0, self, threaded=True)
@@ -70,16 +73,18 @@ class NotificationReceiver:
     def __call__(self, environ, start_response):
         request = Request(environ)
         body = request.get_data()
-        record: dict[str, Any] = {"headers": dict(request.headers), "body": body, "report": None, "error": None}
+        record: dict[str, Any] = {"headers": dict(request.headers), "body": body, "report": None, "reports": [],
+                                  "error": None}
         try:
             assert self.plugin is not None
-            report = self.plugin.parse_notification(dict(request.headers), body, request.remote_addr or "")
+            reports = self.plugin.parse_notification_reports(dict(request.headers), body, request.remote_addr or "")
         except (InvalidSignature, MalformedNotification) as exc:
             record["error"] = exc
             response = Response(str(exc), status=400)
         else:
-            record["report"] = report
-            answer = self.plugin.acknowledge(report, self.accept)
+            record["reports"], record["report"] = reports, reports[0]
+            answer = self.plugin.acknowledge_reports(
+                [(report, self.accept and report.reference not in self.refuse) for report in reports])
             response = Response(answer.body, status=answer.status, content_type=answer.content_type)
         with self._lock:
             self.received.append(record)
@@ -595,7 +600,9 @@ def test_autopay_redirect_pay_itn_confirmation(autopay_sim, receiver, browser):
     # our signed confirmation was read and accepted by the simulator
     assert txn["itn_confirmation"] == "CONFIRMED" and txn["itn_confirmed"] is True
     assert plugin.confirm(report, Decimal("123.45")) is report
-    assert plugin.status("PAY-2026-0001", None) is None  # no status query in the redirect flow
+    status = plugin.status("PAY-2026-0001", None)
+    assert (status.outcome, status.amount, status.gateway_txn_id) == ("confirmed", Decimal("123.45"), txn["gateway_id"])
+    assert_no_secret(report.details, status.details)
 
 
 def test_autopay_not_confirmed_itn_is_sent_again(autopay_sim, receiver):
@@ -678,3 +685,175 @@ def test_simulators_run_standalone(gateway):
     finally:
         process.terminate()
         assert process.wait(timeout=10) == 0
+
+
+# -- PayU refunds (ordered in PayU's panel; PayU notifies them) -------------------------------------
+
+def _paid_payu_order(payu_sim, receiver, plugin, reference: str = "PAY-2026-0001", amount: str = "123.45") -> str:
+    registration = plugin.register(payment(receiver, reference=reference, amount=amount))
+    assert payu_sim.pay(registration.gateway_txn_id) == 200
+    return registration.gateway_txn_id
+
+
+def test_payu_refund_notifications(payu_sim, receiver):
+    plugin = plugin_for("payu", payu_sim)
+    receiver.plugin = plugin
+    order_id = _paid_payu_order(payu_sim, receiver, plugin)
+    refund_id, answered = payu_sim.refund(order_id, amount=2345, status="PENDING")
+    assert answered == 200
+    report = receiver.last()["report"]
+    assert isinstance(report, RefundReport)
+    assert (report.reference, report.gateway_txn_id, report.refund_id, report.outcome, report.amount, report.currency) == \
+        ("PAY-2026-0001", order_id, refund_id, "pending", Decimal("23.45"), "PLN")
+    assert report.refunded_at is None
+    assert payu_sim.refund(order_id, refund_id=refund_id, status="FINALIZED")[1] == 200
+    done = receiver.last()["report"]
+    assert (done.refund_id, done.outcome, done.amount) == (refund_id, "completed", Decimal("23.45"))
+    assert done.refunded_at is not None and done.refunded_at.tzinfo is not None
+    assert done.details["reasonDescription"] == "Zwrot nadpłaty"
+    # the rest of the order, ordered and then withdrawn in the panel
+    second, _ = payu_sim.refund(order_id, status="CANCELED")
+    cancelled = receiver.last()["report"]
+    assert (cancelled.refund_id, cancelled.outcome, cancelled.amount) == (second, "cancelled", Decimal("100.00"))
+    assert_no_secret(report.details, done.details, cancelled.details)
+
+
+def test_payu_refunds_only_what_payu_allows(payu_sim, receiver):
+    plugin = plugin_for("payu", payu_sim)
+    receiver.plugin = plugin
+    unpaid = plugin.register(payment(receiver, reference="PAY-UNPAID")).gateway_txn_id
+    with pytest.raises(ValueError, match="COMPLETED"):
+        payu_sim.refund(unpaid)
+    order_id = _paid_payu_order(payu_sim, receiver, plugin)
+    payu_sim.refund(order_id, amount=10000)
+    with pytest.raises(ValueError, match="poza zakresem"):
+        payu_sim.refund(order_id, amount=2346)
+    payu_sim.refund(order_id, amount=2345)
+    with pytest.raises(ValueError, match="poza zakresem"):
+        payu_sim.refund(order_id, amount=1)
+
+
+@pytest.mark.parametrize("change", ["no amount", "zero amount", "negative amount", "unknown status", "no order",
+                                    "refund not an object"])
+def test_payu_refund_notification_that_cannot_be_read_is_malformed(payu_sim, receiver, change):
+    plugin = plugin_for("payu", payu_sim)
+    receiver.plugin = plugin
+    order_id = _paid_payu_order(payu_sim, receiver, plugin)
+    payu_sim.refund(order_id, amount=500)
+    data = json.loads(receiver.last()["body"])
+    if change == "no amount":
+        del data["refund"]["amount"]
+    elif change == "zero amount":
+        data["refund"]["amount"] = "0"
+    elif change == "negative amount":
+        data["refund"]["amount"] = "-500"
+    elif change == "unknown status":
+        data["refund"]["status"] = "DONE"
+    elif change == "no order":
+        del data["orderId"]
+    else:
+        data["refund"] = "500"
+    headers, body = payu_sim._signed(data)  # signed correctly: only the content is wrong
+    with pytest.raises(MalformedNotification):
+        plugin.parse_notification(headers, body, "127.0.0.1")
+
+
+def test_payu_forged_refund_notifications(payu_sim, receiver):
+    plugin = plugin_for("payu", payu_sim)
+    receiver.plugin = plugin
+    order_id = _paid_payu_order(payu_sim, receiver, plugin)
+    payu_sim.refund(order_id, amount=500)
+    headers, body = receiver.last()["headers"], receiver.last()["body"]
+    assert plugin.parse_notification(headers, body, "127.0.0.1").outcome == "completed"
+    with pytest.raises(InvalidSignature):
+        plugin.parse_notification(headers, body.replace(b'"500"', b'"12345"'), "127.0.0.1")
+    with pytest.raises(InvalidSignature):
+        plugin_for("payu", payu_sim, second_key="inny-drugi-klucz").parse_notification(headers, body, "127.0.0.1")
+    with pytest.raises(InvalidSignature):
+        plugin.parse_notification({}, body, "127.0.0.1")
+
+
+# -- Autopay: an ITN of several transactions, the status query ---------------------------------------
+
+def _started_autopay(plugin, receiver, *references: str) -> None:
+    for reference in references:
+        httpx.get(plugin.register(payment(receiver, reference=reference)).redirect_url, trust_env=False).raise_for_status()
+
+
+def test_autopay_itn_of_several_transactions_is_confirmed_one_by_one(autopay_sim, receiver):
+    plugin = plugin_for("autopay", autopay_sim)
+    receiver.plugin = plugin
+    _started_autopay(plugin, receiver, "PAY-A", "PAY-B", "PAY-C")
+    receiver.refuse = {"PAY-B"}  # the core could not record this one now
+    assert autopay_sim.notify_many([("PAY-A", "confirmed"), ("PAY-B", "confirmed"), ("PAY-C", "cancelled")]) == 200
+    got = receiver.last()
+    assert [(r.reference, r.outcome) for r in got["reports"]] == [
+        ("PAY-A", "confirmed"), ("PAY-B", "confirmed"), ("PAY-C", "cancelled")]
+    assert len({r.gateway_txn_id for r in got["reports"]}) == 3
+    assert [autopay_sim.transaction(r)["itn_confirmation"] for r in ("PAY-A", "PAY-B", "PAY-C")] == [
+        "CONFIRMED", "NOTCONFIRMED", "CONFIRMED"]
+    assert [autopay_sim.transaction(r)["itn_confirmed"] for r in ("PAY-A", "PAY-B", "PAY-C")] == [True, False, True]
+    # Autopay sends again the one not confirmed
+    receiver.refuse = set()
+    assert autopay_sim.notify_many([("PAY-B", None)]) == 200
+    assert autopay_sim.transaction("PAY-B")["itn_confirmed"] is True
+    # parse_notification reads an ITN of one transaction only
+    with pytest.raises(MalformedNotification, match="3 transakcji"):
+        plugin.parse_notification(got["headers"], got["body"], "127.0.0.1")
+
+
+def test_autopay_forged_itn_of_several_transactions_is_refused_whole(autopay_sim, receiver):
+    import base64
+    from urllib.parse import urlencode
+
+    plugin = plugin_for("autopay", autopay_sim)
+    receiver.plugin = plugin
+    _started_autopay(plugin, receiver, "PAY-A", "PAY-B")
+    autopay_sim.notify_many([("PAY-A", "confirmed"), ("PAY-B", "confirmed")])
+    xml = base64.b64decode(parse_qs(receiver.last()["body"].decode())["transactions"][0])
+    assert xml.count(b"<transaction>") == 2
+    for forged_xml in (xml.replace(b"<amount>123.45</amount>", b"<amount>1.45</amount>", 1),
+                       xml.replace(b"<orderID>PAY-B</orderID>", b"<orderID>PAY-X</orderID>")):
+        forged = urlencode({"transactions": base64.b64encode(forged_xml).decode()}).encode()
+        with pytest.raises(InvalidSignature):
+            plugin.parse_notification_reports({}, forged, "127.0.0.1")
+
+
+def test_autopay_status_query(autopay_sim, receiver):
+    plugin = plugin_for("autopay", autopay_sim)
+    receiver.plugin = plugin
+    _started_autopay(plugin, receiver, "PAY-A", "PAY-C")
+    assert plugin.status("PAY-A", None).outcome == "pending"
+    assert plugin.status("PAY-NIEZNANA", None) is None
+    assert autopay_sim.pay("PAY-A") == 200
+    first = autopay_sim.transaction("PAY-A")["gateway_id"]
+    paid = plugin.status("PAY-A", None)
+    assert (paid.outcome, paid.amount, paid.gateway_txn_id, paid.reference) == ("confirmed", Decimal("123.45"), first, "PAY-A")
+    assert paid.paid_at is not None and "paid_transactions" not in paid.details
+    # the payer paid the same order twice: the answer lists both; the one we know is preferred
+    second = autopay_sim.pay_again("PAY-A")
+    twice = plugin.status("PAY-A", first)
+    assert (twice.outcome, twice.gateway_txn_id, twice.details["paid_transactions"]) == ("confirmed", first, 2)
+    assert plugin.status("PAY-A", second).gateway_txn_id == second
+    assert autopay_sim.pay("PAY-C", outcome="cancelled") == 200
+    assert plugin.status("PAY-C", None).outcome == "cancelled"
+    assert autopay_sim.calls("status") == 6
+    assert_no_secret(paid.details, twice.details)
+
+
+def test_autopay_status_refused_forged_or_unavailable(autopay_sim, receiver):
+    plugin = plugin_for("autopay", autopay_sim, timeout_seconds=1.0)
+    receiver.plugin = plugin
+    _started_autopay(plugin, receiver, "PAY-A")
+    with pytest.raises(GatewayRejected, match="HTTP 403") as refused:
+        plugin_for("autopay", autopay_sim, shared_key="inny-klucz-wspoldzielony").status("PAY-A", None)
+    assert_no_secret(refused.value)
+    autopay_sim.tamper_status = True
+    with pytest.raises(GatewayRejected, match="skrót"):
+        plugin.status("PAY-A", None)
+    autopay_sim.tamper_status = False
+    for kind in ("timeout", "503"):
+        autopay_sim.fail_next("status", kind)
+        with pytest.raises(GatewayUnavailable):
+            plugin.status("PAY-A", None)
+    assert plugin.status("PAY-A", None).outcome == "pending"

@@ -2,6 +2,11 @@
 does), order retrieval, the payer's page at /pay/?orderId=... and notifications signed in the
 `OpenPayu-Signature` header (hash of the raw body + second key).
 
+Refunds are ordered in PayU's panel, which `refund()` stands for: only a COMPLETED order is refunded,
+never for more than is left of it; PayU then notifies the order's notifyUrl of the refund
+(`{"orderId", "extOrderId", "refund": {"refundId", "amount", "currencyCode", "status", ...}}`,
+PENDING, then FINALIZED or CANCELED), signed like every notification.
+
 Endpoint names for `calls()` / `fail_next()`: oauth, orders, status, payer_page.
 """
 from __future__ import annotations
@@ -177,6 +182,9 @@ class PayUSimulator(GatewaySimulator):
         if txn["status"] == "COMPLETED":
             body["localReceiptDateTime"] = txn["paid_at"]
             body["properties"] = [{"name": "PAYMENT_ID", "value": txn["payment_id"]}]
+        return self._signed(body)
+
+    def _signed(self, body: dict[str, Any]) -> tuple[dict[str, str], bytes]:
         raw = json.dumps(body, ensure_ascii=False).encode("utf-8")
         digest = hashlib.new(_HASHES[self.signature_algorithm], raw + self.second_key.encode("utf-8")).hexdigest()
         headers = {
@@ -184,3 +192,52 @@ class PayUSimulator(GatewaySimulator):
             "OpenPayu-Signature": f"sender=checkout;signature={digest};algorithm={self.signature_algorithm};content=DOCUMENT",
         }
         return headers, raw
+
+    # -- refunds (ordered in PayU's panel) ----------------------------------------------------------
+
+    def refund(self, key: str, amount: int | None = None, status: str = "FINALIZED", refund_id: str | None = None,
+               reason_description: str = "Zwrot nadpłaty", deliver: bool = True) -> tuple[str, int | None]:
+        """The merchant orders a refund of `amount` grosze (all that is left when None) in the panel;
+        PayU notifies it with `status` (PENDING, FINALIZED or CANCELED). Returns (refundId, the HTTP
+        status our webhook answered, None when unreachable or not sent). Calling it again with the
+        same refund_id reports that refund's next status; `deliver=False` only changes it (the tests
+        then send `refund_notification_for` themselves)."""
+        if status not in ("PENDING", "FINALIZED", "CANCELED"):
+            raise ValueError("status zwrotu: PENDING, FINALIZED albo CANCELED")
+        with self._lock:
+            txn = self._find(key)
+            if txn["status"] != "COMPLETED":
+                raise ValueError("PayU zwraca tylko zamówienia COMPLETED")
+            refunds = txn.setdefault("refunds", {})
+            if refund_id in refunds:
+                item = refunds[refund_id]
+            else:
+                left = txn["amount"] - sum(r["amount"] for r in refunds.values() if r["status"] != "CANCELED")
+                wanted = left if amount is None else amount
+                if not 0 < wanted <= left:
+                    raise ValueError(f"kwota zwrotu {wanted} gr poza zakresem (zostało {left} gr)")
+                refund_id = refund_id or str(5_000_000_000 + secrets.randbelow(10**9))
+                now = datetime.now(_WARSAW).isoformat(timespec="milliseconds")
+                item = refunds[refund_id] = {"refundId": refund_id, "amount": wanted, "status": "PENDING",
+                                             "refundDate": now, "statusDateTime": now,
+                                             "reasonDescription": reason_description}
+            item["status"] = status
+            item["statusDateTime"] = datetime.now(_WARSAW).isoformat(timespec="milliseconds")
+            url = self._notify_url_of(txn)
+            built = (url, *self.refund_notification(txn, item)) if url and deliver else None
+        return refund_id, (self._deliver(txn["reference"], built) if built else None)
+
+    def refund_notification_for(self, key: str, refund_id: str) -> tuple[dict[str, str], bytes]:
+        """The signed notification of a refund's current status, not sent."""
+        with self._lock:
+            txn = self._find(key)
+            return self.refund_notification(txn, txn["refunds"][refund_id])
+
+    def refund_notification(self, txn: dict[str, Any], item: dict[str, Any]) -> tuple[dict[str, str], bytes]:
+        """The signed notification of a refund's status (caller holds the lock)."""
+        return self._signed({
+            "orderId": txn["gateway_id"], "extOrderId": txn["reference"],
+            "refund": {"refundId": item["refundId"], "amount": str(item["amount"]), "currencyCode": txn["currency"],
+                       "status": item["status"], "statusDateTime": item["statusDateTime"], "reason": "refund",
+                       "reasonDescription": item["reasonDescription"], "refundDate": item["refundDate"]},
+        })

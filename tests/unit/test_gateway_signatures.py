@@ -376,6 +376,41 @@ def test_payu_notification_outcomes(status, outcome):
     assert _payu_plugin().parse_notification({"openpayu-signature": header}, raw, "127.0.0.1").outcome == outcome
 
 
+def _payu_refund_notification(status: str = "FINALIZED", **order) -> bytes:
+    """The shape of PayU's refund notification (a refund ordered in PayU's panel)."""
+    return json.dumps({**{"orderId": "DHRGFXKV5B201103GUEST000P01", "extOrderId": "PAY-1"}, **order,
+                       "refund": {"refundId": "5000024357", "amount": "15516", "currencyCode": "PLN", "status": status,
+                                  "statusDateTime": "2026-03-02T23:30:40.407+01:00", "reason": "refund",
+                                  "reasonDescription": "Zwrot nadpłaty", "refundDate": "2026-03-02T19:43:36.974+01:00"}}
+                      ).encode()
+
+
+@pytest.mark.parametrize(("status", "outcome"), [("PENDING", "pending"), ("FINALIZED", "completed"),
+                                                 ("CANCELED", "cancelled")])
+def test_payu_refund_notification_outcomes(status, outcome):
+    raw = _payu_refund_notification(status)
+    header = f"sender=checkout;signature={hashlib.md5(raw + PAYU[0]['second_key'].encode()).hexdigest()};algorithm=MD5"
+    report = _payu_plugin().parse_notification({"OpenPayu-Signature": header}, raw, "127.0.0.1")
+    assert (report.reference, report.gateway_txn_id, report.refund_id, report.outcome, report.amount) == \
+        ("PAY-1", "DHRGFXKV5B201103GUEST000P01", "5000024357", outcome, Decimal("155.16"))
+    if outcome == "completed":
+        # FINALIZED at 23:30 Warsaw time on 2 March: 22:30 UTC, still 2 March in Warsaw
+        assert report.refunded_at.isoformat() == "2026-03-02T22:30:40.407000+00:00"
+    else:
+        assert report.refunded_at is None
+    with pytest.raises(InvalidSignature):
+        _payu_plugin().parse_notification({"OpenPayu-Signature": header}, raw.replace(b"15516", b"15517"), "127.0.0.1")
+
+
+def test_payu_refund_notification_without_our_reference_names_the_order():
+    data = json.loads(_payu_refund_notification())
+    del data["extOrderId"]
+    raw = json.dumps(data).encode()
+    header = f"sender=checkout;signature={hashlib.md5(raw + PAYU[0]['second_key'].encode()).hexdigest()};algorithm=MD5"
+    report = _payu_plugin().parse_notification({"OpenPayu-Signature": header}, raw, "127.0.0.1")
+    assert (report.reference, report.gateway_txn_id) == ("", "DHRGFXKV5B201103GUEST000P01")
+
+
 # -- Autopay ---------------------------------------------------------------------------------------
 
 AUTOPAY_KEY = "QCBm3N0oFjzQAWsTIVN8mPLK12TW6HU6InSfjvnF"
@@ -504,3 +539,54 @@ def test_options_do_not_show_secrets():
 def test_base_url_must_be_https(url):
     with pytest.raises(ValueError):
         przelewy24.Przelewy24Options(merchant_id=1, crc="c", api_key="k", base_url=url)
+
+
+def _itn_of(service_id: str, transactions: list[list[tuple[str, str]]], key: str = AUTOPAY_KEY) -> bytes:
+    """An ITN of several transactions, hashed here as the documentation orders it: serviceID, then
+    each transaction's values in document order (independently of the plugin's code)."""
+    values = [service_id] + [value for fields in transactions for _, value in fields]
+    digest = hashlib.sha256("|".join(values + [key]).encode()).hexdigest()
+    inner = "".join("<transaction>" + "".join(f"<{k}>{v}</{k}>" for k, v in fields) + "</transaction>"
+                    for fields in transactions)
+    return (f"<?xml version=\"1.0\" encoding=\"UTF-8\"?><transactionList><serviceID>{service_id}</serviceID>"
+            f"<transactions>{inner}</transactions><hash>{digest}</hash></transactionList>").encode()
+
+
+def _transaction(order_id: str, remote_id: str, status: str = "SUCCESS", details: str = "ACCEPTED") -> list[tuple[str, str]]:
+    return [("orderID", order_id), ("remoteID", remote_id), ("amount", "500.00"), ("currency", "PLN"),
+            ("gatewayID", "106"), ("paymentDate", "20200621171238"), ("paymentStatus", status),
+            ("paymentStatusDetails", details)]
+
+
+def test_autopay_itn_of_several_transactions():
+    xml = _itn_of("123456", [_transaction("123", "102686"), _transaction("124", "102687", "FAILURE", "REJECTED_BY_USER"),
+                             _transaction("123", "102688")])
+    plugin = _autopay_plugin()
+    reports = plugin.parse_notification_reports({}, _itn_form(xml), "127.0.0.1")
+    assert [(r.reference, r.gateway_txn_id, r.outcome) for r in reports] == [
+        ("123", "102686", "confirmed"), ("124", "102687", "cancelled"), ("123", "102688", "confirmed")]
+    with pytest.raises(MalformedNotification):
+        plugin.parse_notification({}, _itn_form(xml), "127.0.0.1")
+    with pytest.raises(InvalidSignature):
+        plugin.parse_notification_reports({}, _itn_form(xml.replace(b"102687", b"102689")), "127.0.0.1")
+    empty = _itn_of("123456", [])
+    with pytest.raises(MalformedNotification):
+        plugin.parse_notification_reports({}, _itn_form(empty), "127.0.0.1")
+
+
+def test_autopay_confirmation_of_several_transactions():
+    """One transactionConfirmed per transaction, in the ITN's order; the hash takes serviceID, then each
+    orderID and its confirmation (as Autopay's own WooCommerce plugin answers)."""
+    plugin = _autopay_plugin()
+    reports = plugin.parse_notification_reports({}, _itn_form(_itn_of("123456", [
+        _transaction("123", "102686"), _transaction("124", "102687")])), "127.0.0.1")
+    answer = plugin.acknowledge_reports([(reports[0], True), (reports[1], False)])
+    root = etree.fromstring(answer.body)
+    assert [(c.findtext("orderID"), c.findtext("confirmation"))
+            for c in root.findall("transactionsConfirmations/transactionConfirmed")] == [
+        ("123", "CONFIRMED"), ("124", "NOTCONFIRMED")]
+    expected = hashlib.sha256("|".join(["123456", "123", "CONFIRMED", "124", "NOTCONFIRMED", AUTOPAY_KEY]).encode())
+    assert root.findtext("hash") == expected.hexdigest()
+    # one transaction: the same answer as the SDK's vector
+    single = etree.fromstring(plugin.acknowledge_reports([(reports[0], True)]).body)
+    assert single.findtext("hash") == autopay.hash_values(["123456", "123", "CONFIRMED"], AUTOPAY_KEY)

@@ -3,8 +3,16 @@ Autopay reports by an ITN (Instant Transaction Notification) that we answer with
 
 Every hash is hex(SHA-256(the non-empty values, in their documented or document order, joined by "|",
 then "|" and the shared key)). The ITN is a form field `transactions` holding base64 of an XML
-`transactionList`; it is parsed with a hardened parser. Until it is confirmed with CONFIRMED, Autopay
-keeps sending it. The ITN address and the return address are set in Autopay's panel for the service.
+`transactionList`; it is parsed with a hardened parser. One ITN may list several transactions: each is
+recorded on its own and confirmed on its own in the answer (one `transactionConfirmed` per transaction,
+hashed as serviceID, then each orderID and its confirmation, in order), as Autopay's own WooCommerce
+plugin answers. Until a transaction is confirmed with CONFIRMED, Autopay keeps sending it. The ITN
+address and the return address are set in Autopay's panel for the service.
+
+The status of a transaction is asked with `POST /webapi/transactionStatus` (form ServiceID, OrderID and
+their Hash, header `BmHeader: pay-bm`): the answer lists every transaction started with that OrderID,
+hashed as serviceID, then for each transaction orderID, remoteID, amount, currency, gatewayID,
+paymentDate, paymentStatus, paymentStatusDetails (Autopay's documentation, "Status transakcji").
 """
 from __future__ import annotations
 
@@ -13,6 +21,7 @@ import binascii
 import hashlib
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import ClassVar, Literal
 from urllib.parse import parse_qs, urlencode
@@ -24,8 +33,9 @@ from pydantic import (
 )
 
 from platforma.core.registry import CheckResult, registry
+from platforma.payments.gateways._http import GatewayHttp
 from platforma.payments.gateways._signing import (
-    GatewayOptions,
+    HttpGatewayOptions,
     Key,
     amount_text,
     bounded,
@@ -36,6 +46,7 @@ from platforma.payments.gateways._signing import (
     same_secret_text,
 )
 from platforma.payments.gateways.base import (
+    GatewayRejected,
     GatewayReport,
     HttpAnswer,
     InvalidSignature,
@@ -43,6 +54,7 @@ from platforma.payments.gateways.base import (
     PaymentGateway,
     PaymentRequest,
     Registration,
+    Report,
 )
 
 NAME = "Autopay"
@@ -54,6 +66,10 @@ _DESCRIPTION_MAX = 79
 
 #: FAILURE is refined by paymentStatusDetails
 _FAILURE_DETAILS = {"REJECTED_BY_USER": "cancelled", "CANCELLED": "cancelled", "EXPIRED": "expired"}
+#: the transaction fields of an ITN and of a status answer, in the order their hash takes them
+TRANSACTION_FIELDS = ("orderID", "remoteID", "amount", "currency", "gatewayID", "paymentDate", "paymentStatus",
+                      "paymentStatusDetails")
+STATUS_PATH = "/webapi/transactionStatus"
 
 
 # -- hashes (pure functions, tested against the published vectors) -------------------------------
@@ -74,23 +90,27 @@ def document_values(root: etree._Element) -> list[str]:
     return values
 
 
-def confirmation_xml(service_id: str, order_id: str, confirmed: bool, shared_key: str,
+def confirmation_xml(service_id: str, items: Sequence[tuple[str, bool]], shared_key: str,
                      separator: str = "|", algorithm: str = "sha256") -> bytes:
-    """The signed answer to one ITN."""
-    word = "CONFIRMED" if confirmed else "NOTCONFIRMED"
+    """The signed answer to an ITN: each transaction's orderID with CONFIRMED or NOTCONFIRMED, in the
+    ITN's order; the hash takes serviceID, then each orderID and its confirmation."""
     root = etree.Element("confirmationList")
     etree.SubElement(root, "serviceID").text = service_id
     confirmations = etree.SubElement(root, "transactionsConfirmations")
-    confirmed_el = etree.SubElement(confirmations, "transactionConfirmed")
-    etree.SubElement(confirmed_el, "orderID").text = order_id
-    etree.SubElement(confirmed_el, "confirmation").text = word
-    etree.SubElement(root, "hash").text = hash_values([service_id, order_id, word], shared_key, separator, algorithm)
+    hashed = [service_id]
+    for order_id, confirmed in items:
+        word = "CONFIRMED" if confirmed else "NOTCONFIRMED"
+        confirmed_el = etree.SubElement(confirmations, "transactionConfirmed")
+        etree.SubElement(confirmed_el, "orderID").text = order_id
+        etree.SubElement(confirmed_el, "confirmation").text = word
+        hashed += [order_id, word]
+    etree.SubElement(root, "hash").text = hash_values(hashed, shared_key, separator, algorithm)
     return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
 
 
 # -- the plugin ------------------------------------------------------------------------------------
 
-class AutopayOptions(GatewayOptions):
+class AutopayOptions(HttpGatewayOptions):
     #: the service id (ServiceID) Autopay gave the gmina
     service_id: str = Field(pattern=r"^\d{1,12}$")
     #: the shared key (klucz współdzielony) of the service
@@ -107,6 +127,11 @@ class Autopay(PaymentGateway):
     name: ClassVar[str] = "Autopay (Blue Media)"
     Options: ClassVar[type[BaseModel]] = AutopayOptions
     options: AutopayOptions
+
+    def __init__(self, options: AutopayOptions):
+        super().__init__(options)
+        self.http = GatewayHttp(NAME, options.base_url, options.timeout_seconds,
+                                secrets=(options.shared_key.get_secret_value(),))
 
     def _hash(self, values: Sequence[str]) -> str:
         return hash_values(values, self.options.shared_key.get_secret_value(), self.options.separator,
@@ -140,10 +165,16 @@ class Autopay(PaymentGateway):
         return Registration(redirect_url=f"{self.options.base_url}/payment?{query}", gateway_txn_id=None)
 
     def parse_notification(self, headers: Mapping[str, str], body: bytes, remote_addr: str) -> GatewayReport:
+        """An ITN of one transaction (an ITN of several: `parse_notification_reports`)."""
+        reports = self.parse_notification_reports(headers, body, remote_addr)
+        if len(reports) != 1:
+            raise MalformedNotification(f"Autopay: powiadomienie ma {len(reports)} transakcji, oczekiwano jednej")
+        return reports[0]
+
+    def parse_notification_reports(self, headers: Mapping[str, str], body: bytes, remote_addr: str) -> list[Report]:
         check_source(remote_addr, self.options.allowed_sources, NAME)
         root = self.read_itn(body)
-        report = self.report_from_itn(root)
-        return report
+        return list(self.reports_from_itn(root))
 
     def read_itn(self, body: bytes) -> etree._Element:
         """The ITN's XML, its hash checked; raises InvalidSignature or MalformedNotification."""
@@ -176,11 +207,16 @@ class Autopay(PaymentGateway):
             raise InvalidSignature("Autopay: powiadomienie dotyczy innego serwisu (serviceID)")
         return root
 
-    def report_from_itn(self, root: etree._Element) -> GatewayReport:
+    def reports_from_itn(self, root: etree._Element) -> list[GatewayReport]:
+        """Each transaction of an ITN whose hash checked, in the ITN's order."""
         transactions = root.findall("transactions/transaction")
-        if len(transactions) != 1:
-            raise MalformedNotification(f"Autopay: powiadomienie ma {len(transactions)} transakcji, obsługiwana jest jedna")
-        fields = {child.tag: (child.text or "") for child in transactions[0] if isinstance(child.tag, str) and not len(child)}
+        if not transactions:
+            raise MalformedNotification("Autopay: powiadomienie nie zawiera żadnej transakcji")
+        return [self.report_of(transaction) for transaction in transactions]
+
+    def report_of(self, transaction: etree._Element) -> GatewayReport:
+        """One `transaction` element (of an ITN or a status answer) as a report."""
+        fields = {child.tag: (child.text or "") for child in transaction if isinstance(child.tag, str) and not len(child)}
         for name in ("orderID", "remoteID", "amount", "currency", "paymentStatus"):
             if not fields.get(name):
                 raise MalformedNotification(f"Autopay: w powiadomieniu brak pola {name}")
@@ -196,8 +232,7 @@ class Autopay(PaymentGateway):
         paid_at = None
         if outcome == "confirmed" and re.fullmatch(r"\d{14}", fields.get("paymentDate", "")):
             paid_at = local_to_utc(datetime.strptime(fields["paymentDate"], "%Y%m%d%H%M%S"))
-        details = {k: fields[k] for k in ("orderID", "remoteID", "amount", "currency", "gatewayID", "paymentDate",
-                                          "paymentStatus", "paymentStatusDetails") if k in fields}
+        details = {k: fields[k] for k in TRANSACTION_FIELDS if k in fields}
         return GatewayReport(
             reference=fields["orderID"],
             outcome=outcome,  # type: ignore[arg-type]
@@ -208,10 +243,60 @@ class Autopay(PaymentGateway):
             details={"serviceID": self.options.service_id, **details},
         )
 
-    def acknowledge(self, report: GatewayReport | None, accepted: bool) -> HttpAnswer:
+    def acknowledge(self, report: Report | None, accepted: bool) -> HttpAnswer:
         if report is None:
             return HttpAnswer(200, b"nieznana transakcja")
-        body = confirmation_xml(self.options.service_id, report.reference, accepted,
+        return self.acknowledge_reports([(report, accepted)])
+
+    def acknowledge_reports(self, results: Sequence[tuple[Report, bool]]) -> HttpAnswer:
+        """One `transactionConfirmed` per transaction of the ITN: Autopay sends again only those
+        answered NOTCONFIRMED (a temporary failure on our side)."""
+        if not results:
+            return HttpAnswer(200, b"nieznana transakcja")
+        body = confirmation_xml(self.options.service_id, [(report.reference, accepted) for report, accepted in results],
                                 self.options.shared_key.get_secret_value(), self.options.separator,
                                 self.options.hash_algorithm)
         return HttpAnswer(200, body, "application/xml; charset=utf-8")
+
+    # -- the status query (the reconciliation job) --
+
+    def status(self, reference: str, gateway_txn_id: str | None) -> GatewayReport | None:
+        """Where the transactions started with this OrderID stand. A paid one wins (several paid: the
+        payer paid twice, which the answer's details say); else one still pending; else the last
+        failure; no transaction at all: None (the job expires the payment later)."""
+        response = self.http.request(
+            "POST", STATUS_PATH, headers={"BmHeader": "pay-bm", "Accept": "application/xml"},
+            data={"ServiceID": self.options.service_id, "OrderID": reference,
+                  "Hash": self._hash([self.options.service_id, reference])})
+        try:
+            root = parse_xml(response.content, NAME)
+        except MalformedNotification as exc:
+            raise GatewayRejected(f"Autopay: nieczytelna odpowiedź o status transakcji ({exc})") from None
+        transactions = root.findall(".//transaction")
+        reason = root.findtext("reason") or root.findtext(".//reason")
+        if reason and not any(t.find("orderID") is not None for t in transactions):
+            raise GatewayRejected(f"Autopay: zapytanie o status odrzucone ({reason[:100]})")
+        given = root.findtext("hash")
+        values = [root.findtext("serviceID") or ""]
+        for transaction in transactions:
+            values += [transaction.findtext(name) or "" for name in TRANSACTION_FIELDS]
+        if not given or not same_secret_text(self._hash(values), given.strip().lower()):
+            raise GatewayRejected("Autopay: niezgodny skrót (hash) odpowiedzi o status transakcji")
+        if values[0] != self.options.service_id:
+            raise GatewayRejected("Autopay: odpowiedź o status dotyczy innego serwisu (serviceID)")
+        try:
+            reports = [self.report_of(transaction) for transaction in transactions]
+        except MalformedNotification as exc:
+            raise GatewayRejected(str(exc)) from None
+        if any(report.reference != reference for report in reports):
+            raise GatewayRejected("Autopay: odpowiedź o status dotyczy innej transakcji (orderID)")
+        paid = [report for report in reports if report.outcome == "confirmed"]
+        if paid:
+            chosen = next((r for r in paid if r.gateway_txn_id == gateway_txn_id), paid[0])
+            if len(paid) > 1:
+                chosen = replace(chosen, details={**chosen.details, "paid_transactions": len(paid)})
+            return chosen
+        pending = [report for report in reports if report.outcome == "pending"]
+        if pending:
+            return pending[-1]
+        return reports[-1] if reports else None

@@ -10,11 +10,13 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import ClassVar, Literal, Mapping
+from typing import ClassVar, Literal, Mapping, Sequence
 
 from platforma.core.registry import Plugin
 
 Outcome = Literal["pending", "confirmed", "failed", "cancelled", "expired"]
+#: a refund: ordered (pending), money returned to the payer (completed), withdrawn (cancelled)
+RefundOutcome = Literal["pending", "completed", "cancelled"]
 
 
 class GatewayError(Exception):
@@ -83,6 +85,30 @@ class GatewayReport:
 
 
 @dataclass(frozen=True)
+class RefundReport:
+    """What the gateway says about a refund of a payment. The treasury orders refunds in the gateway's
+    panel; we only learn of them (PayU notifies each refund's status)."""
+
+    #: our payment's reference, or "" when the gateway names only its own transaction id
+    reference: str
+    #: the gateway's id of the refunded transaction (PayU orderId)
+    gateway_txn_id: str | None
+    #: the gateway's id of the refund: unique per gateway, under a database constraint
+    refund_id: str
+    outcome: RefundOutcome
+    amount: Decimal
+    currency: str = "PLN"
+    #: when the money went back to the payer (UTC), for a completed refund, if the gateway says
+    refunded_at: datetime | None = None
+    #: the notification's fields, for the payment's event history (no secrets)
+    details: Mapping[str, object] = field(default_factory=dict)
+
+
+#: what one notification reports: a payment's state or a refund's
+Report = GatewayReport | RefundReport
+
+
+@dataclass(frozen=True)
 class HttpAnswer:
     """What our webhook answers the gateway (Autopay expects a signed XML confirmation)."""
 
@@ -102,9 +128,14 @@ class PaymentGateway(Plugin, ABC):
         GatewayRejected."""
 
     @abstractmethod
-    def parse_notification(self, headers: Mapping[str, str], body: bytes, remote_addr: str) -> GatewayReport:
+    def parse_notification(self, headers: Mapping[str, str], body: bytes, remote_addr: str) -> Report:
         """Authenticate and read one notification. Raises InvalidSignature (nothing is trusted before
         this passes) or MalformedNotification. Makes no HTTP call."""
+
+    def parse_notification_reports(self, headers: Mapping[str, str], body: bytes, remote_addr: str) -> list[Report]:
+        """Every report one notification carries, in its order: one for most gateways; an Autopay ITN
+        may list several transactions. The core records each independently."""
+        return [self.parse_notification(headers, body, remote_addr)]
 
     def confirm(self, report: GatewayReport, expected_amount: Decimal) -> GatewayReport:
         """Called for a notification that reports money paid, before the core records it as confirmed.
@@ -113,13 +144,19 @@ class PaymentGateway(Plugin, ABC):
         so the gateway retries) or GatewayRejected (the verify failed: the payment is failed)."""
         return report
 
-    def acknowledge(self, report: GatewayReport | None, accepted: bool) -> HttpAnswer:
+    def acknowledge(self, report: Report | None, accepted: bool) -> HttpAnswer:
         """The webhook's answer once the core has recorded the report (accepted) or could not (a
         temporary failure: 503 so the gateway retries). An unknown payment is accepted too (logged):
         the gateway must stop sending it."""
         if accepted:
             return HttpAnswer(200, b"OK")
         return HttpAnswer(503, b"retry")
+
+    def acknowledge_reports(self, results: Sequence[tuple[Report, bool]]) -> HttpAnswer:
+        """The answer to a notification whose reports the core recorded (True) or could not (False):
+        a gateway that cannot confirm them one by one sends the whole notification again."""
+        first = results[0][0] if results else None
+        return self.acknowledge(first, all(accepted for _, accepted in results))
 
     def status(self, reference: str, gateway_txn_id: str | None) -> GatewayReport | None:
         """Ask the gateway where a payment stands (the reconciliation job), or None where the gateway

@@ -44,6 +44,7 @@ from platforma.payments.gateways.base import (
     MalformedNotification,
     PaymentGateway,
     PaymentRequest,
+    RefundReport,
     Registration,
 )
 
@@ -68,6 +69,9 @@ ALGORITHMS = {
     "SHA384": "sha384", "SHA-384": "sha384",
     "SHA512": "sha512", "SHA-512": "sha512",
 }
+
+#: a refund's status in PayU's notification (refunds are ordered in PayU's panel)
+_REFUND_OUTCOMES = {"PENDING": "pending", "FINALIZED": "completed", "CANCELED": "cancelled"}
 
 _ORDER_OUTCOMES = {
     "NEW": "pending",
@@ -233,7 +237,7 @@ class PayU(PaymentGateway):
             raise GatewayRejected("PayU: odpowiedź nie zawiera adresu płatności lub numeru zamówienia")
         return Registration(redirect_url=redirect, gateway_txn_id=order_id)
 
-    def parse_notification(self, headers: Mapping[str, str], body: bytes, remote_addr: str) -> GatewayReport:
+    def parse_notification(self, headers: Mapping[str, str], body: bytes, remote_addr: str) -> GatewayReport | RefundReport:
         check_source(remote_addr, self.options.allowed_sources, NAME)
         bounded(body, NAME)
         signature = header(headers, "OpenPayu-Signature") or header(headers, "X-OpenPayU-Signature")
@@ -242,16 +246,16 @@ class PayU(PaymentGateway):
             data = json.loads(body)
         except (json.JSONDecodeError, UnicodeDecodeError):
             raise MalformedNotification("PayU: powiadomienie nie jest poprawnym JSON-em") from None
+        if isinstance(data, dict) and "refund" in data:
+            # a refund ordered in PayU's panel: signed like an order's notification
+            return _refund_report(data)
         order = data.get("order") if isinstance(data, dict) else None
         if not isinstance(order, dict):
             raise MalformedNotification("PayU: powiadomienie nie dotyczy zamówienia (brak pola order)")
         report = _order_report(order)
-        received = data.get("localReceiptDateTime")
-        if report.outcome == "confirmed" and isinstance(received, str):
-            try:
-                report = _with_paid_at(report, local_to_utc(datetime.fromisoformat(received)))
-            except ValueError:
-                pass
+        received = _moment(data.get("localReceiptDateTime"))
+        if report.outcome == "confirmed" and received is not None:
+            report = replace(report, paid_at=received)
         if order.get("merchantPosId") not in (None, self.options.pos_id):
             raise InvalidSignature("PayU: powiadomienie dotyczy innego punktu płatności")
         return report
@@ -296,5 +300,60 @@ def _order_report(order: Mapping[str, object]) -> GatewayReport:
     )
 
 
-def _with_paid_at(report: GatewayReport, paid_at: datetime) -> GatewayReport:
-    return replace(report, paid_at=paid_at)
+def _text(value: object, limit: int) -> str | None:
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    return value[:limit] if isinstance(value, str) and value else None
+
+
+def _moment(value: object) -> datetime | None:
+    """PayU's "2014-08-20T19:43:40.407+02:00" as UTC (a time without a zone is Warsaw's)."""
+    if not isinstance(value, str):
+        return None
+    try:
+        return local_to_utc(datetime.fromisoformat(value))
+    except ValueError:
+        return None
+
+
+def _refund_report(data: Mapping[str, object]) -> RefundReport:
+    """{"orderId", "extOrderId", "refund": {"refundId", "amount", "currencyCode", "status",
+    "statusDateTime", "reason", "reasonDescription", "refundDate"}}."""
+    refund = data.get("refund")
+    if not isinstance(refund, dict):
+        raise MalformedNotification("PayU: pole refund powiadomienia nie jest obiektem")
+    order_id, refund_id = _text(data.get("orderId"), 100), _text(refund.get("refundId"), 100)
+    if not order_id or not refund_id:
+        raise MalformedNotification("PayU: brak orderId lub refundId w powiadomieniu o zwrocie")
+    status = refund.get("status")
+    outcome = _REFUND_OUTCOMES.get(status) if isinstance(status, str) else None
+    if outcome is None:
+        raise MalformedNotification(f"PayU: nieznany status zwrotu {str(status)[:30]!r}")
+    if "amount" not in refund:
+        raise MalformedNotification("PayU: powiadomienie o zwrocie nie podaje kwoty (refund.amount)")
+    grosze = parse_grosze(refund.get("amount"), "refund.amount")
+    if grosze <= 0:
+        raise MalformedNotification("PayU: kwota zwrotu musi być dodatnia")
+    currency = refund.get("currencyCode")
+    refunded_at = None
+    if outcome == "completed":
+        # the money left when the refund became FINALIZED
+        refunded_at = _moment(refund.get("statusDateTime")) or _moment(refund.get("refundDate"))
+    details: dict[str, object] = {"orderId": order_id, "refundId": refund_id}
+    for key, limit in (("extOrderId", 100),):
+        if (value := _text(data.get(key), limit)) is not None:
+            details[key] = value
+    for key, limit in (("amount", 20), ("currencyCode", 3), ("status", 20), ("reason", 100),
+                       ("reasonDescription", 200), ("refundDate", 40), ("statusDateTime", 40)):
+        if (value := _text(refund.get(key), limit)) is not None:
+            details[key] = value
+    return RefundReport(
+        reference=_text(data.get("extOrderId"), 32) or "",
+        gateway_txn_id=order_id,
+        refund_id=refund_id,
+        outcome=outcome,  # type: ignore[arg-type]
+        amount=from_grosze(grosze),
+        currency=currency if isinstance(currency, str) else "PLN",
+        refunded_at=refunded_at,
+        details=details,
+    )
