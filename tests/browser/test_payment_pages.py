@@ -101,3 +101,61 @@ def test_clerk_imports_a_statement_and_assigns_a_credit(open_tab, clerk_cookies)
     tab.check("urząd: płatności online")
     tab.goto("/urzad/platnosci/raport")
     tab.check("urząd: raport dzienny")
+
+
+def test_the_zaplac_button_on_the_account_page(open_tab, resident_liability, clerk_cookies):  # noqa: F811
+    """The account page's "Zapłać" and "Zapłać za <rok> r.": buttons to the keyboard and to a screen
+    reader (role and name), links without JavaScript; a clerk looking at the account sees none."""
+    tab = open_tab(viewport=DESKTOP)
+    log_in(tab, RESIDENT.email, RESIDENT.password)
+    taxpayer_id = _own_account(tab)
+    tab.goto(f"/podatki/{taxpayer_id}/")
+    pay = tab.page.get_by_role("button", name="Zapłać", exact=True)
+    years = tab.page.get_by_role("button", name=re.compile(r"^Zapłać za \d{4} r\.$"))
+    assert pay.is_visible() and years.count() >= 1
+    tab.check("konto: przyciski Zapłać")
+
+    # Tab reaches the button (it is in the page's focus order) and Enter follows it
+    for _ in range(80):
+        tab.page.keyboard.press("Tab")
+        if tab.page.evaluate("document.activeElement.textContent.trim()") == "Zapłać":
+            break
+    else:
+        raise AssertionError("Tab never reached the Zapłać button")
+    assert tab.page.evaluate("document.activeElement.getAttribute('role')") == "button"
+    with tab.page.expect_navigation():
+        tab.page.keyboard.press("Enter")
+    assert tab.path == f"/podatki/{taxpayer_id}/zaplac"
+    assert tab.page.locator("h1").inner_text() == "Zapłać online"
+
+    # Space presses a button: the year's installments are chosen on the first step
+    tab.goto(f"/podatki/{taxpayer_id}/")
+    year_button = years.first
+    year = re.search(r"\d{4}", year_button.inner_text()).group(0)
+    year_button.focus()
+    with tab.page.expect_navigation():
+        tab.page.keyboard.press("Space")
+    assert tab.path == f"/podatki/{taxpayer_id}/zaplac?rok={year}"
+    assert tab.page.get_by_label("Wybrane raty").is_checked()
+    checked = tab.page.locator("input[name=installment]:checked")
+    assert checked.count() >= 1
+    for i in range(checked.count()):
+        label = tab.page.locator(f"label[for={checked.nth(i).get_attribute('id')}]").inner_text()
+        assert f" {year}, rata " in label
+    tab.check("płatności: raty roku z konta")
+
+    # without JavaScript the button is a plain link
+    plain = open_tab(viewport=DESKTOP, javascript=False)
+    log_in(plain, RESIDENT.email, RESIDENT.password)
+    plain.goto(f"/podatki/{taxpayer_id}/")
+    plain.page.get_by_role("button", name="Zapłać", exact=True).focus()
+    with plain.page.expect_navigation():
+        plain.page.keyboard.press("Enter")
+    assert plain.path == f"/podatki/{taxpayer_id}/zaplac"
+
+    clerk = open_tab(viewport=DESKTOP, storage_state=clerk_cookies)
+    clerk.goto(f"/podatki/{taxpayer_id}/")
+    assert clerk.page.locator("h1").inner_text() == "Konto podatnika"
+    assert clerk.page.get_by_role("button", name=re.compile("^Zapłać")).count() == 0
+    assert clerk.page.locator("a[href*='/zaplac']").count() == 0
+    clerk.check("konto oglądane przez urzędnika: bez przycisku Zapłać")

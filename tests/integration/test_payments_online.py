@@ -337,3 +337,32 @@ def test_notifications_in_separate_processes_post_once(runtime, settings, reside
             PaymentEvent.payment_id == payment_id, PaymentEvent.kind == "posted")) == 1
         assert session.scalar(sa.select(sa.func.count()).select_from(PaymentEvent).where(
             PaymentEvent.payment_id == payment_id, PaymentEvent.to_state == "confirmed")) == 1
+
+
+def test_the_account_page_offers_zaplac_to_the_resident_only(runtime, client, logged_in, create_user,
+                                                             resident_with_arrears):
+    """The "Zapłać" button on the taxpayer's account page (and "Zapłać za 2025 r." under the year) leads
+    to the payment's first step, that year's installments chosen; a clerk looking at the account pays
+    nothing and sees no button."""
+    user, taxpayer, installment_ids = resident_with_arrears
+    logged_in(user)
+    page = client.get(f"/podatki/{taxpayer.id}/").data.decode()
+    buttons = re.findall(r'<a href="([^"]+)" role="button"[^>]*>([^<]+)</a>', page)
+    assert buttons == [(f"/podatki/{taxpayer.id}/zaplac", "Zapłać"), (f"/podatki/{taxpayer.id}/zaplac?rok=2025", "Zapłać za 2025 r.")]
+
+    chosen = client.get(f"/podatki/{taxpayer.id}/zaplac?rok=2025").data.decode()
+    assert re.search(r'id="mode-installments"[^>]*checked', chosen)
+    assert sorted(int(i) for i in re.findall(r'name="installment" type="checkbox" value="(\d+)" checked', chosen)) == \
+        sorted(installment_ids)
+    # another year, or nonsense: the first step as usual, nothing chosen
+    for query in ("?rok=2019", "?rok=abc", ""):
+        plain = client.get(f"/podatki/{taxpayer.id}/zaplac{query}").data.decode()
+        assert re.search(r'id="mode-overdue"[^>]*checked', plain) and " checked aria-describedby=\"installment-" not in plain
+
+    clerk = create_user("clerk")
+    from tests.conftest import login
+
+    office = client.application.test_client()
+    assert login(office, clerk).status_code == 302
+    seen = office.get(f"/podatki/{taxpayer.id}/").data.decode()
+    assert "Zaległość" in seen and 'role="button"' not in seen and "/zaplac" not in seen
