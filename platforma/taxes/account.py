@@ -24,6 +24,8 @@ from platforma.taxes.rules import DAYS_IN_YEAR, ZLOTY, Arrear, LimitationEvent, 
 
 ZERO = Decimal(0)
 ONE_DAY = dt.timedelta(days=1)
+#: the payment_ref of a set-off of an overpayment (`operations.offset_overpayments`)
+OFFSET_REF_PREFIX = "zaliczenie:"
 
 
 @dataclass(frozen=True)
@@ -148,6 +150,8 @@ class PaymentRecord:
     interest: Decimal
     overpayment: Decimal
     liabilities: list[int] = field(default_factory=list)
+    #: a set-off of the taxpayer's overpayment (art. 76 OP), not money received
+    offset: bool = False
 
 
 @dataclass
@@ -351,7 +355,9 @@ def account_as_of(
     for posting in sorted(postings, key=lambda p: (p.value_date, p.id)):
         if posting.value_date > day or posting.kind not in ("wplata", "odsetki", "nadplata") or not posting.payment_ref:
             continue
-        record = payments.setdefault(posting.payment_ref, PaymentRecord(posting.payment_ref, posting.value_date, ZERO, ZERO, ZERO))
+        record = payments.setdefault(posting.payment_ref, PaymentRecord(
+            posting.payment_ref, posting.value_date, ZERO, ZERO, ZERO,
+            offset=posting.payment_ref.startswith(OFFSET_REF_PREFIX)))
         if posting.kind == "wplata":
             record.total += posting.amount
             if posting.liability_id is not None and posting.liability_id not in record.liabilities:

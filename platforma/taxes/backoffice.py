@@ -22,11 +22,14 @@ from platforma.payments.queries import virtual_layout
 from platforma.payments.rules import VirtualAccountLayout, format_nrb, is_valid_nrb, normalise_nrb
 from platforma.taxes import operations as tax_ops
 from platforma.taxes import rules
-from platforma.taxes.backoffice_forms import InterestCalculatorForm, LimitationForm, ManualPostingForm, RemindersForm
+from platforma.taxes.backoffice_forms import (
+    InterestCalculatorForm, LimitationForm, ManualPostingForm, OffsetRequestForm, RemindersForm,
+)
 from platforma.taxes.forms import LinkUserForm
 from platforma.taxes.queries import liability_ids_of
 from platforma.taxes.reminders import issue_reminders, reminder_lines, reminders_csv
 from platforma.taxes.settings import interest_threshold, rate_table
+from platforma.web.filters import money as money_filter
 from platforma.web.filters import today_warsaw
 from platforma.web.pdf import render_pdf
 from platforma.taxes.models import (
@@ -211,7 +214,37 @@ def ledger(taxpayer_id: int):
         .outerjoin(approver, approver.id == PostingProposal.decided_by_id)
         .where(condition).order_by(Posting.value_date.desc(), Posting.id.desc())
     ).all()
-    return render_template("taxes/ledger.html", taxpayer=taxpayer, rows=rows, kinds=KIND_LABELS)
+    return render_template("taxes/ledger.html", taxpayer=taxpayer, rows=rows, kinds=KIND_LABELS,
+                           offset_form=OffsetRequestForm(formdata=None))
+
+
+@bp.route("/<int:taxpayer_id>/nadplata", methods=["POST"])
+@requires(Permission.POSTINGS_MANAGE)
+def offset_on_request(taxpayer_id: int):
+    """The taxpayer asked for the overpayment to be set against future liabilities (art. 76 §1 OP):
+    set off now against the open installments, oldest first, dated the day of the request; audited."""
+    taxpayer = db().get(Taxpayer, taxpayer_id) or abort(404)
+    form = OffsetRequestForm()
+    if form.validate_on_submit():
+        try:
+            requested_on = dt.date.fromisoformat(form.requested_on.data)
+        except ValueError:
+            form.requested_on.errors.append(_("Nie ma takiej daty."))
+        else:
+            if requested_on > today_warsaw():
+                form.requested_on.errors.append(_("Data wniosku nie może być późniejsza niż dziś."))
+            else:
+                offsets = tax_ops.offset_overpayments(db(), taxpayer_id=taxpayer.id, as_of=requested_on,
+                                                      requested_on=requested_on, author=g.user, ip=client_ip(),
+                                                      user_agent=user_agent())
+                if offsets:
+                    flash(_("Zaliczono nadpłatę: %(amount)s.", amount=money_filter(sum((o.amount for o in offsets), Decimal(0)))),
+                          "success")
+                else:
+                    flash(_("Nie ma nadpłaty ani rat, na które można by ją zaliczyć."), "info")
+                return redirect(url_for("taxes_backoffice.ledger", taxpayer_id=taxpayer.id))
+    flash(" ".join(error for errors in form.errors.values() for error in errors), "error")
+    return redirect(url_for("taxes_backoffice.ledger", taxpayer_id=taxpayer.id))
 
 
 def _installment_choices(taxpayer_id: int) -> list[tuple[str, str]]:

@@ -77,3 +77,9 @@ class LimitationForm(Form):
         validators=[InputRequired(_l("Podaj podstawę wpisu")), Length(max=2000)],
     )
     submit = SubmitField(_l("Zapisz"), widget=GovSubmitInput())
+
+
+class OffsetRequestForm(Form):
+    requested_on = StringField(_l("Data wniosku podatnika (RRRR-MM-DD)"), widget=TextInput(),
+                               validators=[InputRequired(_l("Wpisz datę wniosku")), DATE])
+    submit = SubmitField(_l("Zalicz nadpłatę na przyszłe raty"), widget=GovSubmitInput())

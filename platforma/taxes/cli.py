@@ -121,7 +121,7 @@ def account_json(state) -> dict:
         "nadplata": s(state.nadplata), "do_zaplaty": s(state.do_zaplaty), "przedawnione": s(state.przedawnione),
         "payments": [
             {"ref": p.ref, "paid_on": p.paid_on.isoformat(), "total": s(p.total), "interest": s(p.interest),
-             "overpayment": s(p.overpayment)}
+             "overpayment": s(p.overpayment), "offset": p.offset}
             for p in state.payments
         ],
     }
@@ -148,3 +148,28 @@ def balance(taxpayer_id: int, as_of: dt.date | None) -> None:
             raise click.ClickException(f"brak stopy odsetek lub progu na ten dzień: {exc.args[0]}")
         data = {"taxpayer": taxpayer_id, "name": taxpayer.display_name, **account_json(state)}
     _print(data)
+
+
+@taxes.command("offset-overpayments",
+               help="Zalicza nadpłaty z urzędu na zaległości z odsetkami i na raty, których termin minął "
+                    "(art. 76 § 1 i art. 76a Ordynacji podatkowej); ponowne uruchomienie niczego nie powtarza.")
+@click.option("--as-of", "as_of", callback=_date, help="dzień (RRRR-MM-DD); domyślnie dziś")
+def offset_overpayments(as_of: dt.date | None) -> None:
+    from platforma.config import load_settings
+    from platforma.core.db import transaction
+    from platforma.core.runtime import Runtime
+    from platforma.taxes import operations
+    from platforma.web.filters import today_warsaw
+
+    day = as_of or today_warsaw()
+    runtime = Runtime.from_settings(load_settings())
+    offsets = []
+    try:
+        with transaction(runtime.session_factory) as session:  # one transaction: all or nothing
+            taxpayers = operations.taxpayers_with_overpayment(session, day)
+            for taxpayer_id in taxpayers:
+                offsets.extend(operations.offset_overpayments(session, taxpayer_id=taxpayer_id, as_of=day))
+    except KeyError as exc:
+        raise click.ClickException(f"brak stopy odsetek lub progu na ten dzień: {exc.args[0]}")
+    _print({"as_of": day.isoformat(), "taxpayers": len(taxpayers), "offsets": len(offsets),
+            "amount": str(sum((o.amount for o in offsets), Decimal(0)))})

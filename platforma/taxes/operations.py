@@ -13,7 +13,7 @@ from platforma.accounts.models import User
 from platforma.core import audit
 from platforma.core.db import utcnow
 from platforma.taxes import rules
-from platforma.taxes.account import ZERO, InstallmentRecord, PostingRecord, installment_arrear
+from platforma.taxes.account import OFFSET_REF_PREFIX, ZERO, InstallmentRecord, PostingRecord, installment_arrear
 from platforma.taxes.models import (
     LIMITATION_RECORD_KINDS, Decision, Installment, Liability, LiabilityParty, LimitationRecord, Posting, PostingProposal,
     Taxpayer,
@@ -74,6 +74,9 @@ def assess_liability(
             source=source, source_key=f"{source_key}:przypis:{installment.number}",
         ))
     session.flush()
+    # a new przypis may meet an overpayment of one of those liable (art. 76 §1 OP)
+    for taxpayer_id in taxpayers_with_overpayment(session, booked_on, among=[t for t, _role in parties]):
+        offset_overpayments(session, taxpayer_id=taxpayer_id, as_of=booked_on)
     return liability
 
 
@@ -200,6 +203,8 @@ def post_payment(
     for row in _payment_rows(payment, plan):
         session.add(Posting(**row))
     session.flush()
+    if plan.overpayment > 0:
+        offset_overpayments(session, taxpayer_id=taxpayer_id, as_of=paid_on)  # art. 76 §1 OP
     return PostedPayment(payment_ref, plan.parts, plan.overpayment, plan.costs, repeated=False)
 
 
@@ -295,6 +300,12 @@ def post_payments_batch(session: Session, payments: Sequence[PaymentToPost]) -> 
         results.append(PostedPayment(payment.payment_ref, plan.parts, plan.overpayment, plan.costs, repeated=False))
     if rows:
         session.execute(Posting.__table__.insert(), rows)  # one executemany (the ORM would group by NULLs)
+    overpaid: dict[int, dt.date] = {}
+    for payment, result in zip(payments, results):
+        if result.overpayment > 0:
+            overpaid[payment.taxpayer_id] = max(payment.paid_on, overpaid.get(payment.taxpayer_id, payment.paid_on))
+    for taxpayer_id, day in sorted(overpaid.items()):
+        offset_overpayments(session, taxpayer_id=taxpayer_id, as_of=day)  # art. 76 §1 OP, as post_payment
     return results
 
 
@@ -604,3 +615,146 @@ def record_limitation(
         ip=ip, user_agent=user_agent,
     )
     return record
+
+
+# -- nadpłata: set off ex officio (art. 76 §1, art. 76a OP) ----------------------------------------
+
+@dataclass(frozen=True)
+class Offset:
+    """One set-off of an overpayment against an installment, with the day it takes effect."""
+
+    payment_ref: str
+    effective_on: dt.date
+    installment_id: int
+    liability_id: int
+    principal: Decimal
+    interest: Decimal
+
+    @property
+    def amount(self) -> Decimal:
+        return self.principal + self.interest
+
+
+def overpayment_lots(loose: Iterable[PostingRecord], day: dt.date) -> list[list]:
+    """The overpayment standing on the account on `day`, as [origin posting id, the day it arose
+    (art. 73 OP), amount left], oldest first: nadpłata lines (and corrections lowering the balance)
+    less what was refunded or set off (zwrot, corrections raising it), taken from the oldest."""
+    lots: list[list] = []
+    used = ZERO
+    for posting in sorted(loose, key=lambda p: (p.value_date, p.id)):
+        if posting.value_date > day:
+            continue
+        signed = posting.signed
+        if posting.kind in ("nadplata", "zwrot", "korekta"):
+            if signed < 0:
+                lots.append([posting.id, posting.value_date, -signed])
+            else:
+                used += signed
+    for lot in lots:
+        taken = min(lot[2], used)
+        lot[2] -= taken
+        used -= taken
+    return [lot for lot in lots if lot[2] > 0]
+
+
+def offset_overpayments(session: Session, *, taxpayer_id: int, as_of: dt.date, requested_on: dt.date | None = None,
+                        author=None, ip: str = "", user_agent: str = "") -> list[Offset]:
+    """Set the taxpayer's overpayment off against their liabilities, appending postings; exactly once:
+    run again, it finds the overpayment used and does nothing.
+
+    Art. 76 §1 OP: an overpayment is set off ex officio against tax arrears with their interest and
+    against current liabilities; what remains is refunded (a clerk's zwrot), unless the taxpayer
+    asks for it to be set against future liabilities (`requested_on`: the day of the request, a
+    clerk's action, audited). Art. 76a §1: art. 62 §1 (the oldest first) and art. 55 §2 (the
+    proportional split with the interest) apply. The day it takes effect (art. 76a §2 pkt 1): for
+    arrears, the day the overpayment arose (or, for arrears assessed later, the day they were
+    assessed: both must exist); for a current liability, its due date (it is then paid on time);
+    for a future one, on request, the day of the request (assumption, ADR 0011). An installment of
+    an expired liability (art. 70 OP) is not reached.
+
+    Each set-off is a payment from the overpayment: wpłata (and odsetki) on the installment, and a
+    zwrot (the overpayment leaving the account) on the taxpayer's account, all with one
+    payment_ref "zaliczenie:…", dated the day it takes effect."""
+    session.execute(sa.select(Taxpayer.id).where(Taxpayer.id == taxpayer_id).with_for_update())
+    liabilities, postings = account_records(session, taxpayer_id)
+    day = requested_on or as_of
+    lots = overpayment_lots((p for p in postings if p.liability_id is None), day)
+    if not lots:
+        return []
+    by_installment: dict[int, list[PostingRecord]] = {}
+    for posting in postings:
+        if posting.installment_id is not None:
+            by_installment.setdefault(posting.installment_id, []).append(posting)
+    candidates = sorted(
+        ((rules.effective_due(installment.nominal_due, liability.delivered_on), installment.id, installment, liability)
+         for liability in liabilities for installment in liability.installments),
+        key=lambda item: item[:2])
+    rates = rate_table(session)
+    existing = {p.payment_ref for p in postings if p.payment_ref}
+    offsets: list[Offset] = []
+    rows: list[dict] = []
+    for due, _id, installment, liability in candidates:
+        own = by_installment.get(installment.id, [])
+        assessed_on = min((p.value_date for p in own if p.kind == "przypis"), default=None)
+        if assessed_on is None or (requested_on is None and due > as_of):
+            continue  # a future liability: set off only at the taxpayer's request
+        while lots:
+            lot_id, arose, amount = lots[0]
+            effective = max(arose, assessed_on, due if requested_on is None or due <= requested_on else requested_on)
+            if effective > day or rules.is_time_barred(due, effective, liability.limitation):
+                break
+            open_one = [(installment, liability.delivered_on, liability.limitation)]
+            plan = _allocation(amount, effective, open_one, by_installment, (), rates,
+                               interest_threshold(session, effective), None)
+            used = amount - plan.overpayment
+            if used <= 0:
+                break
+            ref = f"{OFFSET_REF_PREFIX}{lot_id}:{installment.id}:{effective:%Y%m%d}"
+            while ref in existing:
+                ref += "+"
+            existing.add(ref)
+            reason = (f"zaliczenie nadpłaty z {arose:%d.%m.%Y} na wniosek z {requested_on:%d.%m.%Y} (art. 76 § 1 OP)"
+                      if requested_on is not None and due > requested_on else
+                      f"zaliczenie nadpłaty z {arose:%d.%m.%Y} z urzędu (art. 76 § 1, art. 76a OP)")
+            payment = PaymentToPost(taxpayer_id, used, effective, ref, (), "offset", "system",
+                                    getattr(author, "id", None), reason)
+            new = _payment_rows(payment, replace(plan, overpayment=ZERO))
+            new.append({**new[0], "liability_id": None, "installment_id": None, "kind": "zwrot", "amount": used,
+                        "source_key": f"{ref}:{len(new) + 1}"})
+            for row in new[:-1]:
+                by_installment.setdefault(installment.id, []).append(PostingRecord(
+                    0, row["kind"], row["amount"], effective, row["liability_id"], row["installment_id"], ref))
+            rows.extend(new)
+            [part] = plan.parts
+            offsets.append(Offset(ref, effective, installment.id, installment.liability_id, part.principal, part.interest))
+            lots[0][2] -= used
+            if lots[0][2] <= 0:
+                lots.pop(0)
+            if plan.overpayment > 0:
+                break  # the installment is settled; what is left of the lot goes on to the next
+    if rows:
+        session.execute(Posting.__table__.insert(), rows)
+        audit.record(
+            session, "overpayment.offset_requested" if requested_on is not None else "overpayment.offset",
+            actor=author, object_type="taxpayer", object_id=taxpayer_id, taxpayer_id=taxpayer_id,
+            details={"as_of": day.isoformat(), "requested_on": requested_on.isoformat() if requested_on else None,
+                     "offsets": [{"ref": o.payment_ref, "effective_on": o.effective_on.isoformat(),
+                                  "installment": o.installment_id, "principal": str(o.principal),
+                                  "interest": str(o.interest)} for o in offsets]},
+            ip=ip, user_agent=user_agent,
+        )
+    return offsets
+
+
+def taxpayers_with_overpayment(session: Session, day: dt.date, among: list[int] | None = None) -> list[int]:
+    """Taxpayers (of `among`, or all) whose own postings outside liabilities leave an overpayment on
+    `day` (one pass over the index of such postings)."""
+    balance = sa.func.sum(Posting.signed_amount_sql())
+    condition = sa.and_(Posting.liability_id.is_(None), Posting.value_date <= day,
+                        Posting.kind.in_(("nadplata", "zwrot", "korekta")))
+    if among is not None:
+        condition = sa.and_(condition, Posting.taxpayer_id.in_(among))
+    return list(session.scalars(
+        sa.select(Posting.taxpayer_id).where(condition).group_by(Posting.taxpayer_id).having(balance < 0)
+        .order_by(Posting.taxpayer_id)
+    ))
