@@ -95,7 +95,8 @@ class PaymentEvent(Base):
     payment_id: Mapped[int] = mapped_column(sa.ForeignKey("payment.id"), index=True)
     at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     #: created, registered, notification, verified, state, posted, refused, query, second_payment,
-    #: refund (a refund reported or moved), refund_posted (its money in the taxes ledger)
+    #: refund (a refund reported or moved; its from/to states are the refund's), refund_posted (its
+    #: money in the taxes ledger)
     kind: Mapped[str] = mapped_column(sa.String(20))
     from_state: Mapped[str | None] = mapped_column(sa.String(10))
     to_state: Mapped[str | None] = mapped_column(sa.String(10))

@@ -191,7 +191,7 @@ def apply_report(session: Session, gateway: str, report: GatewayReport, actor: s
         # a refund reported before the confirmation reached us waits for the payment's postings
         for refund in session.scalars(sa.select(PaymentRefund).where(
                 PaymentRefund.payment_id == payment.id, PaymentRefund.state == "completed",
-                PaymentRefund.settled_at.is_(None)).order_by(PaymentRefund.id).with_for_update()):
+                PaymentRefund.settled_at.is_(None)).order_by(PaymentRefund.id).with_for_update()).all():
             settle_refund(session, payment, refund)
         return Outcome("confirmed", payment)
     if payment.state in FINAL_STATES:
