@@ -669,7 +669,7 @@ def offset_overpayments(session: Session, *, taxpayer_id: int, as_of: dt.date, r
     proportional split with the interest) apply. The day it takes effect (art. 76a §2 pkt 1): for
     arrears, the day the overpayment arose (or, for arrears assessed later, the day they were
     assessed: both must exist); for a current liability, its due date (it is then paid on time);
-    for a future one, on request, the day of the request (assumption, ADR 0011). An installment of
+    for a future one, on request, the day of the request (assumption, ADR 0014). An installment of
     an expired liability (art. 70 OP) is not reached.
 
     Each set-off is a payment from the overpayment: wpłata (and odsetki) on the installment, and a

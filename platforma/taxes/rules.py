@@ -87,7 +87,8 @@ def _installment_periods(tax: str, payer: str, year: int) -> list[tuple[dt.date,
         (dt.date(year, 11, 15), (10, 11, 12)),
     ]
     if tax == "srodki_transportowe":
-        # art. 9 ust. 4 upol: two equal installments, by 15 February and by 15 September
+        # art. 11 ust. 1 upol: two installments in proportion to the time the obligation lasts, by
+        # 15 February and by 15 September (an obligation arising later: `_transport_periods`)
         return [(dt.date(year, 2, 15), (1, 2, 3, 4, 5, 6)), (dt.date(year, 9, 15), (7, 8, 9, 10, 11, 12))]
     if payer == "natural" or tax in ("rolny", "laczne"):
         # natural persons: art. 6 ust. 7 upol, art. 6a ust. 6 upr, art. 6 ust. 7 upl, art. 6c upr (łączne);
@@ -97,8 +98,23 @@ def _installment_periods(tax: str, payer: str, year: int) -> list[tuple[dt.date,
     if tax == "nieruchomosci":
         # art. 6 ust. 9 pkt 1 upol: legal persons monthly by the 15th, for January by 31 January
         monthly[0] = (dt.date(year, 1, 31), (1,))
-    # leśny, legal persons: monthly by the 15th (art. 6 ust. 8 upl); January assumed the 15th (to verify)
+    # leśny, legal persons: monthly by the 15th (art. 6 ust. 8 upl); January assumed the 15th (to verify:
+    # a gmina's notice says 31 January, the statute's text could not be read here; ADR 0014)
     return monthly
+
+
+def _transport_periods(year: int, arisen: dt.date, covered: set[int]) -> list[tuple[dt.date, list[int]]]:
+    """Art. 11 ust. 2 upol: an obligation that arose after 1 February is paid, its first installment,
+    within 14 days from the day it arose (the first day of a month, art. 9 ust. 4 upol), the second by
+    15 September; one that arose from 1 September, at once within 14 days. The first installment
+    stands for the covered months of the first half year; for an obligation arising in July or August
+    (no such month) for the months before September (assumption, ADR 0014)."""
+    within = arisen + dt.timedelta(days=LATE_DELIVERY_DAYS)  # 14 days (the same number as art. 47 §2 OP)
+    if arisen >= dt.date(year, 9, 1):
+        return [(within, sorted(covered))]
+    last_of_first = 6 if any(m <= 6 for m in covered) else 8
+    first = [m for m in sorted(covered) if m <= last_of_first]
+    return [(within, first), (dt.date(year, 9, 15), [m for m in sorted(covered) if m > last_of_first])]
 
 
 def effective_due(nominal: dt.date, delivered: dt.date | None = None) -> dt.date:
@@ -146,7 +162,10 @@ def installment_schedule(
         raise ValueError("the obligation must cover at least one month of the year")
     covered = set(range(first_month, last_month + 1))
 
-    periods = [(due, [m for m in months if m in covered]) for due, months in _installment_periods(tax, payer, year)]
+    if tax == "srodki_transportowe" and liable_from is not None and dt.date(year, 2, 1) < liable_from <= dt.date(year, 12, 31):
+        periods = _transport_periods(year, liable_from, covered)
+    else:
+        periods = [(due, [m for m in months if m in covered]) for due, months in _installment_periods(tax, payer, year)]
     periods = [(due, months) for due, months in periods if months]
     if not periods:  # e.g. vehicles: no covered month in either half cannot happen, kept for safety
         raise ValueError("no installment falls in the covered months")
@@ -460,7 +479,7 @@ def limitation_date(due: dt.date, events: tuple[LimitationEvent, ...] = ()) -> d
     pkt 1, §6-§7: a suspension adds the days it lasted while the period ran. Art. 70 §8: a liability
     secured by a tax mortgage or pledge does not expire.
 
-    Conservative where the law leaves doubt (ADR 0011): a date that does not fall on a working day
+    Conservative where the law leaves doubt (ADR 0014): a date that does not fall on a working day
     is not moved (art. 12 §5 concerns deadlines for acts, not the running of limitation), but an
     interruption never shortens the period (one applied in the year of the due date would end it
     before the end of year + 5), a suspension counts every day it overlaps, and a measure applied

@@ -87,6 +87,27 @@ def test_other_taxes():
         installment_schedule("laczne", "legal", Decimal(500), 2025)
 
 
+@pytest.mark.parametrize("arisen, expected", [
+    # art. 11 ust. 1 upol: the first day of January or February: the two dates, in proportion to the months
+    (D(2025, 2, 1), [(D(2025, 2, 17), 1091), (D(2025, 9, 15), 1309)]),
+    # art. 11 ust. 2 pkt 1: after 1 February, before 1 September: within 14 days, then by 15 September
+    (D(2025, 4, 1), [(D(2025, 4, 15), 800), (D(2025, 9, 15), 1600)]),
+    # art. 11 ust. 2 pkt 2: from 1 September: at once, within 14 days (15 November 2025 was a Saturday)
+    (D(2025, 9, 1), [(D(2025, 9, 15), 2400)]),
+    (D(2025, 11, 1), [(D(2025, 11, 17), 2400)]),
+])
+def test_transport_tax_for_an_obligation_that_arose_during_the_year(arisen, expected):
+    schedule = installment_schedule("srodki_transportowe", "legal", Decimal(2400), 2025, liable_from=arisen)
+    assert [(i.due, i.amount) for i in schedule] == expected
+
+
+def test_transport_tax_arising_in_july_assumption_first_installment_for_the_months_before_september():
+    """ASSUMPTION (ADR 0014): art. 11 ust. 2 pkt 1 upol names two installments for an obligation
+    arising in July or August; the first stands for the months before September."""
+    schedule = installment_schedule("srodki_transportowe", "natural", Decimal(1200), 2025, liable_from=D(2025, 7, 1))
+    assert [(i.due, i.amount) for i in schedule] == [(D(2025, 7, 15), 400), (D(2025, 9, 15), 800)]  # 2 of 6 months, 4 of 6
+
+
 @pytest.mark.parametrize("amount", [Decimal(1), Decimal(87), Decimal(100)])
 def test_100_zloty_or_less_is_paid_at_once_by_the_first_date(amount):
     [only] = installment_schedule("rolny", "natural", amount, 2025)
