@@ -479,25 +479,30 @@ def limitation_date(due: dt.date, events: tuple[LimitationEvent, ...] = ()) -> d
     pkt 1, §6-§7: a suspension adds the days it lasted while the period ran. Art. 70 §8: a liability
     secured by a tax mortgage or pledge does not expire.
 
-    Conservative where the law leaves doubt (ADR 0014): a date that does not fall on a working day
-    is not moved (art. 12 §5 concerns deadlines for acts, not the running of limitation), but an
-    interruption never shortens the period (one applied in the year of the due date would end it
-    before the end of year + 5), a suspension counts every day it overlaps, and a measure applied
-    after the period ran out changes nothing (the liability had already expired).
+    Conservative where the law leaves doubt (ADR 0014): a last day that is not a working day moves
+    to the next working day (art. 12 §5 OP; courts mostly hold that it does not apply to limitation,
+    but moving it never hides what may still be owed), an interruption never shortens the period
+    (one applied in the year of the due date would end it before the end of year + 5), a suspension
+    counts every day it overlaps, and a measure applied after the period ran out changes nothing
+    (the liability had already expired).
     """
     if any(event.kind == "zabezpieczenie" for event in events):
         return None
     suspensions = [(e.on, e.until) for e in events if e.kind == "zawieszenie"]
     start = dt.date(due.year + 1, 1, 1)
-    end = _suspended_days(start, dt.date(due.year + LIMITATION_YEARS, 12, 31), suspensions)
+    end = _last_day(_suspended_days(start, dt.date(due.year + LIMITATION_YEARS, 12, 31), suspensions))
     for measure in sorted(e.on for e in events if e.kind == "przerwanie"):
         if end is None:
             return None
         if measure > end:
             break
-        anew = _suspended_days(measure + dt.timedelta(days=1), add_years(measure, LIMITATION_YEARS), suspensions)
+        anew = _last_day(_suspended_days(measure + dt.timedelta(days=1), add_years(measure, LIMITATION_YEARS), suspensions))
         end = None if anew is None else max(end, anew)
     return end
+
+
+def _last_day(end: dt.date | None) -> dt.date | None:
+    return None if end is None else next_working_day(end)
 
 
 def is_time_barred(due: dt.date, day: dt.date, events: tuple[LimitationEvent, ...] = ()) -> bool:

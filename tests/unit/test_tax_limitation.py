@@ -25,8 +25,10 @@ CASES = [
     ("art. 70 §1, March", D(2019, 3, 15), (), D(2024, 12, 31)),
     ("art. 70 §1, the last day of the year", D(2019, 12, 31), (), D(2024, 12, 31)),
     ("art. 70 §1, a deadline moved into January (art. 12 §5, 47 §2)", D(2020, 1, 2), (), D(2025, 12, 31)),
+    # the last day on a Saturday: the next working day (art. 12 §5, the conservative reading, ADR 0014)
+    ("art. 70 §1, 31 December 2022 a Saturday", D(2017, 5, 15), (), D(2023, 1, 2)),
     # art. 70 §4: runs anew from the day after the enforcement measure, five years (art. 12 §3)
-    ("§4 interruption", D(2019, 3, 15), (interrupted(D(2023, 6, 10)),), D(2028, 6, 10)),
+    ("§4 interruption", D(2019, 3, 15), (interrupted(D(2023, 6, 10)),), D(2028, 6, 12)),  # 10 June 2028: Saturday
     ("§4 interruption on the last day", D(2019, 3, 15), (interrupted(D(2024, 12, 31)),), D(2029, 12, 31)),
     ("§4 a measure after the liability expired changes nothing", D(2019, 3, 15), (interrupted(D(2025, 1, 5)),), D(2024, 12, 31)),
     ("§4 in the year of the deadline: never shortened (conservative)", D(2019, 3, 15), (interrupted(D(2019, 11, 10)),), D(2024, 12, 31)),
@@ -40,7 +42,7 @@ CASES = [
     ("§6 overlapping suspensions count once", D(2019, 3, 15),
      (suspended(D(2022, 1, 1), D(2022, 1, 10)), suspended(D(2022, 1, 5), D(2022, 1, 20))), D(2025, 1, 20)),
     ("§6 then §4: the period runs anew, the old suspension no longer counts", D(2019, 3, 15),
-     (suspended(D(2021, 3, 1), D(2021, 3, 31)), interrupted(D(2023, 1, 1))), D(2028, 1, 1)),
+     (suspended(D(2021, 3, 1), D(2021, 3, 31)), interrupted(D(2023, 1, 1))), D(2028, 1, 3)),  # 1 January: a holiday
     ("§4 then §6 within the new period", D(2019, 3, 15),
      (interrupted(D(2023, 1, 1)), suspended(D(2024, 1, 1), D(2024, 1, 10))), D(2028, 1, 11)),
     ("§6 keeps it alive for a later §4", D(2019, 3, 15),
