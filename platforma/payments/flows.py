@@ -7,9 +7,10 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from dataclasses import dataclass
-from typing import Mapping
+from typing import Callable, Mapping
 
 import sqlalchemy as sa
+from sqlalchemy.orm import Session
 
 from platforma.config import Settings
 from platforma.core.db import transaction, utcnow
@@ -142,6 +143,7 @@ def handle_notification(runtime: Runtime, gateway_id: str, headers: Mapping[str,
 def _record_report(runtime: Runtime, gateway: PaymentGateway, gateway_id: str, report: GatewayReport) -> bool:
     """One payment's report: confirmed with the gateway where it must be (outside any transaction),
     then recorded. False: a temporary failure, the gateway must send it again."""
+    label = f"bramka {gateway_id}: płatność {report.reference}"
     try:
         with transaction(runtime.session_factory) as session:
             payment = session.scalars(sa.select(Payment).where(
@@ -150,55 +152,57 @@ def _record_report(runtime: Runtime, gateway: PaymentGateway, gateway_id: str, r
                 log.warning("bramka %s: powiadomienie o nieznanej płatności %s", gateway_id, report.reference)
                 return True
             expected, state = payment.amount, payment.state
-        if report.outcome == "confirmed" and state != "confirmed":
-            try:
-                report = gateway.confirm(report, expected)
-            except GatewayUnavailable as exc:
-                log.warning("bramka %s: płatność %s: potwierdzenie chwilowo niemożliwe: %s", gateway_id, report.reference, exc)
-                return False
-            except GatewayRejected as exc:
-                log.error("bramka %s: płatność %s: bramka nie potwierdziła transakcji: %s", gateway_id, report.reference, exc)
-                report = GatewayReport(reference=report.reference, outcome="failed", gateway_txn_id=report.gateway_txn_id,
-                                       amount=report.amount, details={"verify": str(exc)})
-        with transaction(runtime.session_factory) as session:
-            operations.apply_report(session, gateway_id, report)
     except sa.exc.OperationalError as exc:
-        log.error("bramka %s: płatność %s: błąd bazy danych, bramka ponowi: %s", gateway_id, report.reference, exc)
+        log.error("%s: błąd bazy danych, bramka ponowi: %s", label, exc)
         return False
-    except sa.exc.IntegrityError as exc:
-        # a racing twin committed first (unique postings or transaction id): the twin's work stands.
-        # Anything else (another payment holds this transaction id) must not be acknowledged: the
-        # gateway would never send it again and the money would be lost to the ledger
-        with transaction(runtime.session_factory) as session:
-            state = session.scalar(sa.select(Payment.state).where(
-                Payment.reference == report.reference, Payment.gateway == gateway_id))
-        if report.outcome == "confirmed" and state != "confirmed":
-            log.error("bramka %s: płatność %s: nie zapisano potwierdzenia (%s), bramka ponowi: %s", gateway_id,
-                      report.reference, exc.orig.__class__.__name__, exc.orig)
+    if report.outcome == "confirmed" and state != "confirmed":
+        try:
+            report = gateway.confirm(report, expected)
+        except GatewayUnavailable as exc:
+            log.warning("%s: potwierdzenie chwilowo niemożliwe: %s", label, exc)
             return False
-        log.info("bramka %s: płatność %s: równoległe powiadomienie już zapisane (%s)", gateway_id, report.reference,
-                 exc.orig.__class__.__name__)
-    return True
+        except GatewayRejected as exc:
+            log.error("%s: bramka nie potwierdziła transakcji: %s", label, exc)
+            report = GatewayReport(reference=report.reference, outcome="failed", gateway_txn_id=report.gateway_txn_id,
+                                   amount=report.amount, details={"verify": str(exc)})
+
+    def twin_recorded(session) -> bool:
+        # another payment holding this transaction id is no twin: not acknowledged, or the gateway
+        # would never send it again and the money would be lost to the ledger
+        state = session.scalar(sa.select(Payment.state).where(
+            Payment.reference == report.reference, Payment.gateway == gateway_id))
+        return not (report.outcome == "confirmed" and state != "confirmed")
+
+    return _recorded(runtime, label, lambda session: operations.apply_report(session, gateway_id, report), twin_recorded)
 
 
 def _record_refund(runtime: Runtime, gateway_id: str, report: RefundReport) -> bool:
     """One refund's report, recorded in its own transaction. False: a temporary failure."""
+    return _recorded(
+        runtime, f"bramka {gateway_id}: zwrot {report.refund_id}",
+        lambda session: operations.apply_refund(session, gateway_id, report),
+        lambda session: session.scalar(sa.select(PaymentRefund.state).where(
+            PaymentRefund.gateway == gateway_id, PaymentRefund.gateway_refund_id == report.refund_id)) is not None)
+
+
+def _recorded(runtime: Runtime, label: str, record: Callable[[Session], object],
+              twin_recorded: Callable[[Session], bool]) -> bool:
+    """Run `record` in a transaction of its own. False (the gateway must send it again) on a database
+    error, and on a uniqueness error unless a racing twin committed the same work first (unique
+    postings, transaction or refund ids), which then stands."""
     try:
         with transaction(runtime.session_factory) as session:
-            operations.apply_refund(session, gateway_id, report)
+            record(session)
     except sa.exc.OperationalError as exc:
-        log.error("bramka %s: zwrot %s: błąd bazy danych, bramka ponowi: %s", gateway_id, report.refund_id, exc)
+        log.error("%s: błąd bazy danych, bramka ponowi: %s", label, exc)
         return False
     except sa.exc.IntegrityError as exc:
-        # a racing twin recorded the same refund first: its work stands; anything else must come again
         with transaction(runtime.session_factory) as session:
-            state = session.scalar(sa.select(PaymentRefund.state).where(
-                PaymentRefund.gateway == gateway_id, PaymentRefund.gateway_refund_id == report.refund_id))
-        if state is None:
-            log.error("bramka %s: zwrot %s: nie zapisano (%s), bramka ponowi: %s", gateway_id, report.refund_id,
-                      exc.orig.__class__.__name__, exc.orig)
+            done = twin_recorded(session)
+        if not done:
+            log.error("%s: nie zapisano (%s), bramka ponowi: %s", label, exc.orig.__class__.__name__, exc.orig)
             return False
-        log.info("bramka %s: zwrot %s: równoległe powiadomienie już zapisane", gateway_id, report.refund_id)
+        log.info("%s: równoległe powiadomienie już zapisane (%s)", label, exc.orig.__class__.__name__)
     return True
 
 

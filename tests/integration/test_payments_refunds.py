@@ -5,14 +5,12 @@ never more; what exceeds it waits for a clerk.
 """
 from __future__ import annotations
 
-import threading
 from decimal import Decimal
 
 import httpx
 import pytest
 import sqlalchemy as sa
 
-from platforma.payments import flows
 from platforma.payments.models import Payment, PaymentEvent, PaymentRefund
 from platforma.taxes.models import Posting
 from platforma.taxes.queries import account
@@ -25,7 +23,7 @@ from tests.integration.test_payments_gateways_http import (  # noqa: F401  (fixt
     gateway_setup,
     settings,
 )
-from tests.integration.test_payments_online import resident_with_arrears  # noqa: F401  (fixture)
+from tests.integration.test_payments_online import deliver_at_once, resident_with_arrears  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.parametrize("gateway_setup", ["payu"], indirect=True)
 
@@ -171,22 +169,7 @@ def test_the_same_refund_notification_at_once_posts_once(gateway_setup, runtime,
         reference, order_id = _pay(client, runtime, simulator, taxpayer.id, mode="amount", amount=str(owed + Decimal("75.00")))
     refund_id, _ = simulator.refund(order_id, amount=7500, status="FINALIZED", deliver=False)
     headers, body = simulator.refund_notification_for(order_id, refund_id)
-    answers, barrier = [], threading.Barrier(6)
-
-    def deliver():
-        barrier.wait()
-        answers.append(flows.handle_notification(runtime, "payu", headers, body, "127.0.0.1").status)
-
-    threads = [threading.Thread(target=deliver) for _ in range(6)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    # SQLite may answer "database is locked" to a racing writer: that is a 503, and PayU retries
-    assert set(answers) <= {200, 503} and 200 in answers
-    while 503 in answers:
-        answers.remove(503)
-        answers.append(flows.handle_notification(runtime, "payu", headers, body, "127.0.0.1").status)
+    deliver_at_once(runtime, "payu", headers, body, 6)
     refunds, zwroty, events = _refunds(runtime, reference)
     assert len(refunds) == 1 and [p.amount for p in zwroty] == [Decimal("75.00")]
     assert events == [("refund", "completed"), ("refund_posted", None)]
