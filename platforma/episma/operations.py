@@ -239,7 +239,9 @@ def verify_upload(runtime: Runtime, letter: Letter, upload: bytes, *, now: dt.da
         raise LetterError(f"Plik ma {rules.format_size(len(upload))}, a podpisane pismo może mieć najwyżej "
                           f"{rules.format_size(max_bytes)}.")
     anchors = letter_trust_anchors(runtime)
-    is_pdf = upload.lstrip()[:5] == b"%PDF-"
+    from platforma.esign.pades import is_pdf as pdf_header
+
+    is_pdf = pdf_header(upload)
     try:
         if is_pdf:
             from platforma.esign.pades import embedded_files, verify_pdf
@@ -256,7 +258,10 @@ def verify_upload(runtime: Runtime, letter: Letter, upload: bytes, *, now: dt.da
     parsed = None
     try:
         if is_pdf:
-            files = embedded_files(report.signed_content)
+            try:
+                files = embedded_files(report.signed_content, max_bytes=max_bytes)
+            except SignatureError as exc:
+                raise LetterError(f"Nie można odczytać załączników podpisanego PDF: {exc}.") from None
             xml = files.get(f"{letter.form_code}.xml")
             if xml is not None:
                 parsed = parse_letter(xml)

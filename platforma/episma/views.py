@@ -431,9 +431,10 @@ def reply(letter_id: int, reply_id: int):
     """Opening a reply confirms its receipt: the page asks first, then shows it."""
     letter = _letter(letter_id)
     item = _reply(letter, reply_id)
-    if request.method == "POST" and item.read_at is None:
-        ops.confirm_reply_read(db(), item, g.user, ip=client_ip(), user_agent=user_agent())
-        db().commit()
+    if request.method == "POST":
+        if item.read_at is None:
+            ops.confirm_reply_read(db(), item, g.user, ip=client_ip(), user_agent=user_agent())
+            db().commit()
         return redirect(url_for("episma.reply", letter_id=letter.id, reply_id=item.id))
     files = db().scalars(sa.select(LetterFile).where(LetterFile.reply_id == item.id).order_by(LetterFile.id)).all()
     return render_template("episma/reply.html", letter=letter, reply=item, files=files if item.read_at else [])

@@ -305,3 +305,59 @@ def test_the_receipt_job_is_queued_in_the_filing_transaction(resident, runtime, 
     with runtime.session_factory() as session:
         jobs = session.scalars(sa.select(OutboxJob).where(OutboxJob.kind == "episma.issue_receipt")).all()
     assert [(j.payload["letter_id"], j.status) for j in jobs] == [(letter_id, "done")]
+
+
+# -- PAdES: the letter's PDF signed and uploaded -----------------------------------------------------------
+
+def test_a_pades_signed_form_pdf_is_filed_with_the_form_read_from_the_signed_revision(resident, runtime, letter_pki):
+    from tests.unit.test_esign_pades import sign_pdf
+
+    letter_id = new_general_letter(resident, subject="Wniosek w PDF", body="Treść podpisana w PDF.")
+    pdf = resident.get(f"/pisma/{letter_id}/do-podpisu.pdf")
+    assert pdf.status_code == 200 and pdf.data.startswith(b"%PDF-")
+    document = sign_pdf(pdf.data, letter_pki, signing_time=now_utc() - dt.timedelta(minutes=1))
+    response = upload(resident, letter_id, document, name="pismo.pdf", method="pades_upload")
+    assert response.status_code == 302, response.data.decode()[:3000]
+    letter = _letter(runtime, letter_id)
+    assert letter.status == "received" and letter.signature_kind == "pades"
+    assert letter.verification["format"].startswith("PAdES") and letter.signer_pesel == PESEL
+    assert letter.data["body"] == "Treść podpisana w PDF."
+    page = resident.get(f"/pisma/{letter_id}").data.decode()
+    assert "Treść podpisana w PDF." in page
+    receipt = resident.get(f"/pisma/{letter_id}/upo.xml").data
+    assert base64.b64decode(read_receipt(receipt)["document_digest"]) == hashlib.sha256(document).digest()
+
+
+def test_a_pdf_changed_after_signing_is_refused(resident, runtime, letter_pki):
+    from tests.unit.test_esign_pades import add_page, sign_pdf, update
+
+    letter_id = new_general_letter(resident)
+    document = sign_pdf(resident.get(f"/pisma/{letter_id}/do-podpisu.pdf").data, letter_pki,
+                        signing_time=now_utc() - dt.timedelta(minutes=1))
+    _refused(upload(resident, letter_id, update(document, add_page), name="pismo.pdf", method="pades_upload"),
+             "Podpis dokumentu nie został przyjęty")
+    _nothing_filed(runtime, letter_id)
+
+
+def test_a_free_signed_pdf_is_a_general_letter_but_not_a_structured_form(resident, runtime, letter_pki):
+    from tests.conftest import csrf_from
+    from tests.unit.test_esign_pades import make_pdf, sign_pdf
+
+    free = sign_pdf(make_pdf("Pismo napisane w edytorze."), letter_pki, signing_time=now_utc() - dt.timedelta(minutes=1))
+    page = resident.get("/pisma/nowe/zaswiadczenie_o_niezaleganiu")
+    created = resident.post("/pisma/nowe/zaswiadczenie_o_niezaleganiu", data={
+        "csrf_token": csrf_from(page.data), "taxpayer": "", "scope": "all", "purpose": "do banku", "copies": "1",
+        "delivery": "platform"})
+    assert created.status_code == 302, created.data.decode()[:3000]
+    certificate_id = int(created.headers["Location"].rsplit("/", 1)[1])
+    _refused(upload(resident, certificate_id, free, name="pismo.pdf", method="pades_upload"),
+             "nie zawiera danych formularza")
+    _nothing_filed(runtime, certificate_id)
+
+    letter_id = new_general_letter(resident)
+    assert upload(resident, letter_id, free, name="pismo.pdf", method="pades_upload").status_code == 302
+    letter = _letter(runtime, letter_id)
+    assert letter.status == "received" and letter.signature_kind == "pades"
+    assert "Treścią pisma jest podpisany dokument PDF" in resident.get(f"/pisma/{letter_id}").data.decode()
+    content = resident.get(f"/pisma/{letter_id}/tresc.pdf")
+    assert content.status_code == 200 and free.startswith(content.data)
