@@ -18,7 +18,7 @@ from platforma.accounts import operations as account_ops
 from platforma.core.db import make_engine, make_session_factory, transaction
 from platforma.taxes import operations as ops
 from platforma.taxes.models import LiabilityParty
-from tests.browser.helpers import DESKTOP, PHONE, RESIDENT, Tab, log_in
+from tests.browser.helpers import ADMIN, DESKTOP, PHONE, RESIDENT, Tab, log_in
 
 pytestmark = pytest.mark.browser
 
@@ -142,3 +142,73 @@ def test_resident_tax_pages(open_tab, resident_liability, viewport):
     assert "Odsetki za zwłokę rosną z każdym dniem" in tab.page.locator("main").inner_text()
     look("kalkulator: wynik")
 
+
+
+@pytest.fixture(scope="session")
+def expired_account(live_server, tmp_path_factory) -> int:
+    """A taxpayer of the live instance with a 2018 property tax left unpaid (expired after 2 January
+    2024: 31 December 2023 was a Sunday, art. 70 OP), a current one, and a manual posting waiting for a second clerk."""
+    from platforma.taxes.models import Decision, PostingProposal, Taxpayer
+
+    [database] = list(tmp_path_factory.getbasetemp().glob("browser-instance[0-9]*/platforma.sqlite3"))
+    engine = make_engine(f"sqlite:///{database}")
+    try:
+        with transaction(make_session_factory(engine)) as session:
+            taxpayer = Taxpayer(kind="natural", first_name="Zofia", last_name="Przedawniona", pesel="44051401458",
+                                street="ul. Stara 1", postal_code="62-100", city="Przykładowo", source="browser-test",
+                                source_key="expired")
+            session.add(taxpayer)
+            session.flush()
+            for year, key in ((2018, "old"), (dt.date.today().year, "new")):
+                decision = Decision(number=f"FN.3120.{key}.{year}", document_type="decyzja", year=year, issued_on=dt.date(year, 2, 1),
+                                    delivered_on=dt.date(year, 2, 5), source="browser-test", source_key=f"d-{key}")
+                liability = ops.assess_liability(
+                    session, tax_kind="nieruchomosci", payer_type="natural", year=year, amount=Decimal(400),
+                    parties=[(taxpayer.id, "principal")], installments=[(dt.date(year, m, 15), Decimal(100)) for m in (3, 5, 9, 11)],
+                    booked_on=dt.date(year, 2, 5), source="browser-test", source_key=key, decision=decision,
+                    description=f"Podatek od nieruchomości {year}")
+            proposer = account_ops.find_user(session, ADMIN.email)  # not the clerk who looks at the list
+            session.add(PostingProposal(taxpayer_id=taxpayer.id, liability_id=liability.id,
+                                        installment_id=liability.installments[0].id, kind="odpis", amount=Decimal("10.00"),
+                                        value_date=dt.date.today(), reason="decyzja zmieniająca (test przeglądarkowy)",
+                                        proposed_by_id=proposer.id, state="proposed", decision_reason=""))
+            return taxpayer.id
+    finally:
+        engine.dispose()
+
+
+def test_clerk_tax_pages_of_this_issue(open_tab, clerk_cookies, expired_account):
+    """The archive of expired liabilities (clerk's view of the account), the limitation page with its
+    form, the ledger with the set-off request, and the postings waiting for approval: axe on each."""
+    tab = open_tab(storage_state=clerk_cookies)
+    tab.goto(f"/podatki/{expired_account}/")
+    archive = tab.page.locator("#archiwum")
+    assert archive.inner_text() == "Archiwum (zobowiązania przedawnione)"
+    assert "02.01.2024" in tab.page.locator("tr[data-archived]").first.inner_text()
+    tables_scroll_inside_their_box(tab)
+    tab.check("podatki: archiwum przedawnionych (urzędnik)")
+
+    tab.goto(f"/urzad/podatnicy/{expired_account}/przedawnienie")
+    assert "02.01.2024" in tab.page.locator("main").inner_text()  # 31.12.2023: a Sunday
+    tables_scroll_inside_their_box(tab)
+    tab.check("przedawnienie")
+    form = tab.page.locator("main form")
+    form.get_by_label("Zobowiązanie").select_option(label="Podatek od nieruchomości 2018 (FN.3120.old.2018)")
+    form.get_by_role("radio", name=re.compile("przerwanie biegu")).check()
+    form.get_by_label("Data zdarzenia (RRRR-MM-DD)").fill("2023-06-01")
+    tab.submit(form.get_by_role("button", name="Zapisz"), status=400)  # no reason: the error summary
+    assert "Podaj podstawę wpisu" in tab.page.locator(".govuk-error-summary").inner_text()
+    tab.check("przedawnienie: błąd")
+    form = tab.page.locator("main form")
+    form.get_by_label("Podstawa wpisu").fill("zajęcie rachunku bankowego, tytuł wykonawczy 1/2023")
+    tab.submit(form.get_by_role("button", name="Zapisz"))
+    assert "Termin przedawnienia przeliczono" in tab.page.locator(".govuk-notification-banner").inner_text()
+    assert "01.06.2028" in tab.page.locator("main").inner_text()
+
+    tab.goto(f"/urzad/podatnicy/{expired_account}/ksiegowania")
+    tab.page.get_by_text("Wniosek o zaliczenie nadpłaty na przyszłe zobowiązania").click()
+    tab.check("księgowania z wnioskiem o zaliczenie nadpłaty")
+
+    tab.goto("/urzad/podatnicy/ksiegowania-do-zatwierdzenia")
+    assert "decyzja zmieniająca (test przeglądarkowy)" in tab.page.locator("main").inner_text()
+    tab.check("księgowania do zatwierdzenia")
