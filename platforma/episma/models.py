@@ -254,6 +254,18 @@ class LetterExport(Base):
     last_error: Mapped[str] = mapped_column(sa.Text, default="")
 
 
+class LetterFee(Base):
+    """An online payment of a letter's stamp duty (opłata skarbowa): it is not a tax liability, so the
+    payments core settles it here instead of posting it to the taxpayer's ledger."""
+
+    __tablename__ = "letter_fee"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    letter_id: Mapped[int] = mapped_column(sa.ForeignKey("letter.id"), index=True)
+    payment_id: Mapped[int] = mapped_column(sa.ForeignKey("payment.id"), unique=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
 APPEND_ONLY = (LetterFile, LetterEvent)
 
 

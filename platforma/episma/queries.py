@@ -145,11 +145,18 @@ def status_counts(session: Session) -> dict[str, int]:
 class StampDuty:
     amount: Decimal
     paid: bool
-    payment_id: int | None
+    #: a payment started and not yet confirmed by the gateway
+    pending_reference: str | None
+    pay_url: str | None = None
 
 
 def stamp_duty_state(session: Session, letter: Letter) -> StampDuty | None:
-    """The stamp duty of a filed letter and whether it is paid (online payments linked to the letter)."""
-    if letter.stamp_duty is None:
+    """The stamp duty of a filed letter and whether its online payment is confirmed."""
+    if letter.stamp_duty is None or letter.status == "draft":
         return None
-    return StampDuty(letter.stamp_duty, False, None)
+    from platforma.episma.fees import fee_payments
+
+    payments = fee_payments(session, letter)
+    paid = any(p.state == "confirmed" for p in payments)
+    pending = next((p.reference for p in reversed(payments) if p.state in ("created", "pending")), None)
+    return StampDuty(letter.stamp_duty, paid, pending)

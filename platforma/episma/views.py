@@ -8,7 +8,9 @@ later without touching these pages.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
+import secrets
 
 import sqlalchemy as sa
 from flask import Blueprint, Response, abort, flash, g, redirect, render_template, request, url_for
@@ -217,7 +219,10 @@ def letter(letter_id: int):
     view = queries.filed_letter(db(), letter)
     audit.record(db(), "letter.viewed", actor=g.user, object_type="letter", object_id=letter.id,
                  taxpayer_id=letter.taxpayer_id, ip=client_ip(), user_agent=user_agent())
-    return render_template("episma/letter.html", letter=letter, view=view, fee=queries.stamp_duty_state(db(), letter))
+    fee = queries.stamp_duty_state(db(), letter)
+    if fee is not None and not fee.paid:
+        fee = dataclasses.replace(fee, pay_url=url_for("episma.fee", letter_id=letter.id))
+    return render_template("episma/letter.html", letter=letter, view=view, fee=fee)
 
 
 def _draft_page(letter: Letter, *, upload_errors: list[str] | None = None, attachment_error: str | None = None):
@@ -450,3 +455,57 @@ def reply_file(letter_id: int, reply_id: int, file_id: int):
     found = db().scalars(sa.select(LetterFile).where(LetterFile.id == file_id, LetterFile.reply_id == item.id)
                          .options(sa.orm.undefer(LetterFile.content))).first() or abort(404)
     return _download(found.content, found.filename, found.content_type)
+
+
+# -- the stamp duty ----------------------------------------------------------------------------------
+
+def _fee_account() -> tuple[str, str] | None:
+    """The gmina's account for the stamp duty (one whose purpose names it, else the first) and its name."""
+    accounts = runtime().settings.gmina.bank_accounts
+    chosen = next((a for a in accounts if "skarbow" in a.purpose.lower()), accounts[0] if accounts else None)
+    return (chosen.nrb, chosen.name) if chosen else None
+
+
+@bp.route("/<int:letter_id>/oplata", methods=["GET", "POST"])
+@requires(Permission.RESIDENT_AREA)
+def fee(letter_id: int):
+    """Pay the letter's stamp duty online (through the payments module), or by transfer."""
+    from platforma.episma.fees import start_fee_payment
+    from platforma.payments import flows
+    from platforma.payments import operations as payment_ops
+    from platforma.payments.rules import format_nrb
+
+    letter = _letter(letter_id)
+    state = queries.stamp_duty_state(db(), letter)
+    if state is None:
+        abort(404)
+    gateways = flows.configured_gateways(runtime()) if letter.taxpayer_id else {}
+    error = None
+    if request.method == "POST" and not state.paid:
+        gateway = request.form.get("gateway") or (next(iter(gateways)) if len(gateways) == 1 else "")
+        key = (request.form.get("idempotency_key") or "")[:64]
+        if gateway not in gateways:
+            error = _("Wybierz operatora płatności.")
+        elif len(key) < 16:
+            error = _("Zacznij płatność od nowa.")
+        else:
+            try:
+                payment = start_fee_payment(db(), letter, user_id=g.user.id, gateway=gateway, idempotency_key=key)
+            except payment_ops.PaymentError as exc:
+                error = str(exc)
+            else:
+                payment_id, reference = payment.id, payment.reference
+                db().commit()  # the intent is stored before the gateway hears of it
+                settings = runtime().settings
+                started = flows.register_with_gateway(
+                    runtime(), payment_id, email=g.user.email,
+                    return_url=settings.server.base_url + url_for("payments.returned", reference=reference),
+                    notify_url=settings.server.base_url + url_for("payments.webhook", gateway_id=gateway),
+                    customer_ip=client_ip())
+                if started.redirect_url:
+                    return redirect(started.redirect_url, 303)
+                error = started.error or _("Operator płatności nie przyjął płatności.")
+    account = _fee_account()
+    return render_template("episma/fee.html", letter=letter, fee=state, gateways=gateways, error=error,
+                           error_field="gateway", account=account, format_nrb=format_nrb,
+                           idempotency_key=secrets.token_urlsafe(24)), 400 if error else 200

@@ -201,8 +201,13 @@ def apply_report(session: Session, gateway: str, report: GatewayReport, actor: s
 
 
 def post_confirmed(session: Session, payment: Payment) -> None:
-    """Post a confirmed payment to the taxes ledger, once: its reference is the postings' key."""
+    """Post a confirmed payment to the taxes ledger, once: its reference is the postings' key. A letter's
+    stamp duty is not a tax: it is settled with its letter instead (platforma.episma.fees)."""
     assert payment.state == "confirmed" and payment.paid_on is not None
+    from platforma.episma.fees import settle_fee
+
+    if settle_fee(session, payment):
+        return
     posted = tax_operations.post_payment(
         session, taxpayer_id=payment.taxpayer_id, amount=payment.amount, paid_on=payment.paid_on,
         payment_ref=payment.reference, designated_installment_ids=list(payment.designation or []),

@@ -215,6 +215,19 @@ def upgrade() -> None:
     with op.batch_alter_table('letter_file', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_letter_file_letter_id'), ['letter_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_letter_file_reply_id'), ['reply_id'], unique=False)
+    op.create_table('letter_fee',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('letter_id', sa.Integer(), nullable=False),
+    sa.Column('payment_id', sa.Integer(), nullable=False),
+    sa.Column('created_at', platforma.core.db.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['letter_id'], ['letter.id'], name=op.f('fk_letter_fee_letter_id_letter')),
+    sa.ForeignKeyConstraint(['payment_id'], ['payment.id'], name=op.f('fk_letter_fee_payment_id_payment')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_letter_fee')),
+    sa.UniqueConstraint('payment_id', name=op.f('uq_letter_fee_payment_id'))
+    )
+    with op.batch_alter_table('letter_fee', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_letter_fee_letter_id'), ['letter_id'], unique=False)
+
     dated_setting = sa.table('dated_setting', sa.column('key', sa.String), sa.column('effective_from', sa.Date),
                              sa.column('value', platforma.core.settings.JSONText), sa.column('note', sa.String),
                              sa.column('created_at', platforma.core.db.UTCDateTime), sa.column('created_by_id', sa.Integer))
@@ -240,6 +253,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_letter_file_reply_id'))
         batch_op.drop_index(batch_op.f('ix_letter_file_letter_id'))
 
+    op.drop_table('letter_fee')
     op.drop_table('letter_file')
     with op.batch_alter_table('reply', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_reply_letter_id'))
