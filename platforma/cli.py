@@ -79,10 +79,35 @@ def demo_load() -> None:
     runtime = _runtime()
     if not runtime.settings.demo:
         raise click.ClickException("to nie jest instancja demonstracyjna (demo = false w gmina.toml); dane przykładowe nie zostały wczytane")
+    from platforma.episma import load_built_in as load_episma
+
+    load_episma()
     with transaction(runtime.session_factory) as session:
-        created = load_demo(session)
+        created = load_demo(session, runtime)
     click.echo(f"Dane demonstracyjne: nowi podatnicy {created['taxpayers']}, nowe konta {created['accounts']}, nowe powiązania {created['links']}, nowe zobowiązania {created['liabilities']}, "
-               f"pozycje wyciągu bankowego {created['statement_entries']}")
+               f"pozycje wyciągu bankowego {created['statement_entries']}, e-pisma {created['letters']}")
+
+
+@demo.command("sign", help="Podpisz pobrane pismo certyfikatem demonstracyjnym Jana Kowalskiego: XML podpisem XAdES, "
+                           "PDF podpisem PAdES (tylko gdy demo = true).")
+@click.argument("file", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Plik wynikowy (domyślnie: nazwa pliku z dopiskiem -podpisany).")
+def demo_sign(file: Path, out: Path | None) -> None:
+    from platforma.demo.signing import SIGNER_KEY_FILE, sign_demo
+    from platforma.esign.parsing import SignatureError
+
+    settings = load_settings()
+    directory = Path(settings.instance_dir)
+    if not settings.demo or not (directory / SIGNER_KEY_FILE).exists():
+        raise click.ClickException("to nie jest instancja demonstracyjna z podpisem demonstracyjnym (platforma init --demo)")
+    try:
+        signed = sign_demo(file.read_bytes(), directory)
+    except (SignatureError, ValueError) as exc:
+        raise click.ClickException(f"nie można podpisać pliku {file}: {exc}") from None
+    target = out or file.with_name(f"{file.stem}-podpisany{file.suffix}")
+    target.write_bytes(signed)
+    click.echo(str(target))
 
 
 @demo.command("logins", help="Wypisz konta demonstracyjne i aktualne kody TOTP.")

@@ -112,7 +112,7 @@ manual_posting_approval = false
 [esign]
 # plik PEM z certyfikatami zaufanych wystawców podpisów (kwalifikowane centra certyfikacji, pieczęć profilu
 # zaufanego); ścieżka względem katalogu instancji; pusty = żaden podpis nie zostanie uznany za zaufany
-trust_anchors = ""
+trust_anchors = "{trust_anchors}"
 # pieczęć elektroniczna urzędu, którą platforma opatruje urzędowe poświadczenia przedłożenia (UPO):
 # klucz prywatny i certyfikat PEM (ścieżki względem katalogu instancji; oba albo żaden).
 # platforma init tworzy samopodpisaną pieczęć DEWELOPERSKĄ (seal-key.pem, seal-cert.pem): w produkcji
@@ -121,12 +121,27 @@ trust_anchors = ""
 seal_key = "{seal_key}"
 seal_certificate = "{seal_certificate}"
 
+[episma]
+# numer w rejestrze przesyłek wpływających: {{seq}} (kolejny numer w roku; {{seq:05d}} z zerami) i {{year}}
+registration_pattern = "KO.{{seq}}.{{year}}"
+# największy załącznik i łączna wielkość załączników pisma (MB); podpisane pismo musi się zmieścić
+# w server.max_request_mb (załączniki w XML zajmują 4/3 swojej wielkości)
+max_attachment_mb = 5
+max_attachments_mb = 10
+max_attachments = 20
+# rodzaje plików przyjmowanych jako załączniki
+allowed_attachments = ["pdf", "jpg", "png", "tif", "odt", "ods", "docx", "xlsx", "doc", "xls", "rtf", "txt", "xml"]
+# wtyczka DocumentSink (włączona w [plugins]), do której kancelaria przekazuje pisma, np. "file_drop"
+document_sink = "{document_sink}"
+# przekazuj każde pismo od razu po wydaniu UPO
+forward_on_receipt = false
+
 [plugins]
 # identyfikatory włączonych wtyczek (platforma plugins list)
-enabled = []
+enabled = {plugins_enabled}
 
 # opcje wtyczek: [plugins.options.IDENTYFIKATOR]
-'''
+{plugin_options}'''
 
 DEMO_VALUES = {
     "demo": "true",
@@ -156,7 +171,8 @@ DEMO_OVERRIDES = {"demo": "true", "gateways": '["sandbox"]', "va_enabled": "true
 
 def _merged(values: dict[str, str] | None) -> dict[str, str]:
     return {**DEMO_VALUES, "demo": "false", "gateways": "[]", "va_enabled": "false", "seal_key": "",
-            "seal_certificate": "", **(values or {})}
+            "seal_certificate": "", "trust_anchors": "", "document_sink": "", "plugins_enabled": "[]",
+            "plugin_options": "", **(values or {})}
 
 
 def render_config(values: dict[str, str] | None = None) -> str:
@@ -178,6 +194,21 @@ def create_instance(directory: Path, *, demo: bool) -> Path:
     key, certificate = create_development_seal(directory, office_name=merged["office_name"],
                                                gmina_name=merged["name"], nip=merged["nip"])
     values.update(seal_key=key.name, seal_certificate=certificate.name)
+    if demo:
+        values.update(_demo_letters(directory))
     config.write_text(render_config(values), encoding="utf-8")
     config.chmod(0o600)  # it holds the secret key and passwords
     return config
+
+
+def _demo_letters(directory: Path) -> dict[str, str]:
+    """A demo instance trusts a demonstration CA whose certificate signs as the demo resident
+    (``platforma demo sign``), and forwards letters to an exchange folder of its own."""
+    from platforma.demo.load import demo_resident_pesel
+    from platforma.demo.signing import CA_FILE, create_demo_signer
+
+    create_demo_signer(directory, given="Jan", surname="Kowalski", pesel=demo_resident_pesel())
+    exchange = (directory / "ezd").resolve()
+    exchange.mkdir(exist_ok=True)
+    return {"trust_anchors": CA_FILE, "document_sink": "file_drop", "plugins_enabled": '["file_drop"]',
+            "plugin_options": f'[plugins.options.file_drop]\n# katalog wymiany z systemem EZD\ndirectory = "{exchange}"\n'}

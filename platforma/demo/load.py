@@ -10,6 +10,7 @@ from platforma.accounts import operations as account_ops
 from platforma.accounts.models import User
 from platforma.core.db import utcnow
 from platforma.demo.people import businesses, people
+from platforma.demo.letters import load_demo_catalogues, load_demo_letter
 from platforma.demo.payments import load_demo_payments
 from platforma.demo.taxes import load_demo_taxes
 from platforma.taxes.models import Taxpayer
@@ -37,7 +38,12 @@ NATURAL_COUNT = 320
 LEGAL_COUNT = 40
 
 
-def load_demo(session: Session) -> dict[str, int]:
+def demo_resident_pesel() -> str:
+    """The PESEL of the demo resident Jan Kowalski (the first generated person; his names are set below)."""
+    return people(1)[0].pesel
+
+
+def load_demo(session: Session, runtime=None) -> dict[str, int]:
     created = {"taxpayers": 0, "accounts": 0, "links": 0}
     existing = set(session.scalars(sa.select(Taxpayer.source_key).where(Taxpayer.source == SOURCE)))
     for index, person in enumerate(people(NATURAL_COUNT)):
@@ -95,6 +101,9 @@ def load_demo(session: Session) -> dict[str, int]:
         created["links"] += 1
     created.update(load_demo_taxes(session))
     created.update(load_demo_payments(session))
+    created["letters"] = load_demo_catalogues(session)
+    if runtime is not None:
+        created["letters"] += load_demo_letter(session, runtime, DEMO_ACCOUNTS[0].email, DEMO_ACCOUNTS[1].email)
     return created
 
 

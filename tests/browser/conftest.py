@@ -40,6 +40,16 @@ def pytest_configure(config: Any) -> None:
 LIVE_MAIL_DIR = None
 
 
+def _letter_pki():
+    from tests.unit.test_esign_pki import make_pki
+
+    return make_pki()
+
+
+#: the certification authority the live instance trusts for residents' signatures, and a signer it issued
+LETTER_PKI = _letter_pki()
+
+
 @pytest.fixture
 def live_mail(live_server):
     """Mail the live instance has sent: a function returning the links in messages to an address."""
@@ -66,10 +76,17 @@ def live_server(tmp_path_factory) -> Iterator[str]:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
+    # letters: residents sign with the test PKI's certificate, the office seals receipts with a development seal
+    from platforma.esign.seal import create_development_seal
+    from tests.unit.test_esign_pki import pem
+
+    (instance / "zaufani.pem").write_bytes(pem(LETTER_PKI.root.cert))
+    create_development_seal(instance, office_name="Urząd Gminy Testowo", gmina_name="Gmina Testowo", nip="7794242429")
     # the configured public address is the server's own: gateways' redirects and return links use it
     settings = base_settings(
         instance, f"sqlite:///{instance / 'platforma.sqlite3'}", server={"base_url": f"http://127.0.0.1:{port}"},
         payments={"gateways": ["sandbox"], "virtual_accounts": {"enabled": True, "sort_code": "90900004", "fixed": "2001"}},
+        esign={"trust_anchors": "zaufani.pem", "seal_key": "seal-key.pem", "seal_certificate": "seal-cert.pem"},
     )
     runtime = Runtime.from_settings(settings)
     upgrade(runtime.engine)

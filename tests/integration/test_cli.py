@@ -61,6 +61,37 @@ def test_demo_load_is_idempotent_and_valid(instance):
     assert sorted(roles) == ["admin", "clerk", "resident"] and links == 3
     logins = run("demo", "logins", config=instance).stdout
     assert "jan.kowalski@example.com" in logins and "klucz TOTP" in logins
+    # e-pisma: the office's catalogues and one letter of Jan Kowalski, filed, sealed and answered
+    assert "e-pisma 12" in first.stdout and "e-pisma 0" in second.stdout
+    with engine.connect() as conn:
+        letters = conn.execute(sa.text("SELECT status, registration_number, receipt_issued_at FROM letter")).all()
+    assert [(status, number) for status, number, _ in letters] == [("answered", f"KO.1.{letters[0][1][-4:]}")]
+    assert letters[0][2] is not None
+
+
+def test_demo_sign_signs_a_letter_the_demo_instance_trusts(instance, tmp_path):
+    """The demo signer's XML and PDF signatures verify against the demo instance's trust anchors."""
+    from platforma.esign import load_trust_anchors, verify_document, verify_pdf
+
+    document = tmp_path / "pismo.xml"
+    document.write_bytes(b'<?xml version="1.0" encoding="UTF-8"?><pismo><tresc>Wniosek</tresc></pismo>')
+    result = run("demo", "sign", str(document), config=instance)
+    assert result.returncode == 0, result.stderr
+    signed = Path(result.stdout.strip())
+    anchors = load_trust_anchors(instance.parent / "demo-ca.pem")
+    report = verify_document(signed.read_bytes(), trust_anchors=anchors)
+    assert report.valid and report.signer.name == "Jan Kowalski" and report.signer.pesel
+    from tests.unit.test_esign_pades import make_pdf
+
+    pdf = tmp_path / "pismo.pdf"
+    pdf.write_bytes(make_pdf("Wniosek"))
+    result = run("demo", "sign", str(pdf), "--out", str(tmp_path / "p.pdf"), config=instance)
+    assert result.returncode == 0, result.stderr
+    assert verify_pdf((tmp_path / "p.pdf").read_bytes(), trust_anchors=anchors).valid
+    outside = tmp_path / "prod"
+    assert run("init", "--instance", str(outside)).returncode == 0
+    refused = run("demo", "sign", str(document), config=outside / "gmina.toml")
+    assert refused.returncode == 1 and "nie jest instancja demonstracyjna" in refused.stderr
 
 
 def test_demo_data_is_refused_outside_a_demo_instance(tmp_path):
