@@ -220,6 +220,7 @@ def _import(path: Path, database: str) -> dict[str, Any]:
     from platforma.core.db import make_engine
     from platforma.payments import models as payment_models
     from platforma.payments.reconciliation import import_statement
+    from platforma.taxes.account import OFFSET_REF_PREFIX
     from platforma.taxes.models import Posting
 
     engine = make_engine(database)
@@ -254,7 +255,10 @@ def _import(path: Path, database: str) -> dict[str, Any]:
         db_cpu = (_cpu_of(backend) - db_cpu) if backend else None
         samples = sampler.stop()
         # the import's own checks, before the rollback
-        new = Posting.id > last_posting
+        # a credit's own postings; the ex officio set-offs of overpayments it left (art. 76 OP, payment_ref
+        # "zaliczenie:…": a wpłata on an installment and a zwrot of the nadpłata) move money already posted
+        new = sa.and_(Posting.id > last_posting, sa.not_(sa.func.coalesce(Posting.payment_ref, "").like(
+            OFFSET_REF_PREFIX + "%")))
         grosze = sa.type_coerce(Posting.amount, sa.BigInteger)
         posted = session.execute(sa.select(
             sa.func.count(), sa.func.count(sa.distinct(Posting.payment_ref)),

@@ -425,12 +425,6 @@ def settings_from_dict(data: dict[str, Any], source: str | None = None) -> Setti
         settings = Settings.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(_polish_errors(exc), source) from None
-    # a signed letter carries its attachments in base64 (4/3 of their size) and must fit in one request
-    needed_mb = settings.episma.max_attachments_mb * 4 // 3 + 2
-    if needed_mb > settings.server.max_request_mb:
-        raise ConfigError([f"episma.max_attachments_mb: podpisane pismo z załącznikami o łącznej wielkości "
-                           f"{settings.episma.max_attachments_mb} MB ma do {needed_mb} MB, a server.max_request_mb "
-                           f"pozwala na {settings.server.max_request_mb} MB; zmniejsz jedno lub zwiększ drugie"], source)
     if settings.esign.seal_key or settings.esign.seal_certificate:
         from platforma.esign.seal import seal_problems  # reads files: only when a seal is configured
 

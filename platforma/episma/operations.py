@@ -45,6 +45,35 @@ INCOMING_REGISTER = "incoming"
 MB = 1024 * 1024
 
 
+@dataclass(frozen=True)
+class Limits:
+    """The attachment limits in force: the configured ones, lowered where a signed letter carrying its
+    attachments in base64 (4/3 of their size) would not fit in one request (server.max_request_mb)."""
+
+    one: int
+    total: int
+    count: int
+    kinds: tuple[str, ...]
+    signed_document: int
+
+    @property
+    def one_mb(self) -> str:
+        return rules.format_size(self.one)
+
+    @property
+    def total_mb(self) -> str:
+        return rules.format_size(self.total)
+
+
+def limits(settings) -> Limits:
+    configured = settings.episma
+    request = settings.server.max_request_mb * MB
+    fits = max((request - 256 * 1024) * 3 // 4, 0)
+    total = min(configured.max_attachments_mb * MB, fits)
+    return Limits(one=min(configured.max_attachment_mb * MB, total), total=total, count=configured.max_attachments,
+                  kinds=tuple(configured.allowed_attachments), signed_document=request)
+
+
 class LetterError(ValueError):
     """A refused request; ``reasons`` are Polish sentences for the resident or the clerk."""
 
@@ -93,18 +122,17 @@ def add_draft_attachment(session: Session, runtime: Runtime, letter: Letter, fil
                          content: bytes) -> DraftAttachment:
     """Check the file (kind, size, count, total) before anything is stored; AttachmentRefused otherwise."""
     _require_draft(letter)
-    limits = runtime.settings.episma
-    kind = rules.check_attachment(filename, content, allowed=tuple(limits.allowed_attachments),
-                                  max_bytes=limits.max_attachment_mb * MB)
+    limit = limits(runtime.settings)
+    kind = rules.check_attachment(filename, content, allowed=limit.kinds, max_bytes=limit.one)
     count, total = session.execute(
         sa.select(sa.func.count(DraftAttachment.id), sa.func.coalesce(sa.func.sum(DraftAttachment.size), 0))
         .where(DraftAttachment.letter_id == letter.id)
     ).one()
-    if count >= limits.max_attachments:
-        raise rules.AttachmentRefused(f"Do pisma można dołączyć najwyżej {limits.max_attachments} plików.")
-    if total + len(content) > limits.max_attachments_mb * MB:
+    if count >= limit.count:
+        raise rules.AttachmentRefused(f"Do pisma można dołączyć najwyżej {limit.count} plików.")
+    if total + len(content) > limit.total:
         raise rules.AttachmentRefused(
-            f"Załączniki pisma mogą mieć łącznie najwyżej {limits.max_attachments_mb} MB; ten plik przekroczyłby limit.")
+            f"Załączniki pisma mogą mieć łącznie najwyżej {limit.total_mb}; ten plik przekroczyłby limit.")
     attachment = DraftAttachment(letter_id=letter.id, filename=rules.safe_filename(filename),
                                  content_type=kind.content_type, size=len(content), sha256=rules.sha256_hex(content),
                                  content=content)
@@ -233,8 +261,7 @@ def verify_upload(runtime: Runtime, letter: Letter, upload: bytes, *, now: dt.da
     from platforma.episma.forms import FormDocumentError, parse_letter
     from platforma.esign.parsing import SignatureError
 
-    limits = runtime.settings.episma
-    max_bytes = limits.max_attachments_mb * 4 // 3 * MB + 2 * MB
+    max_bytes = limits(runtime.settings).signed_document
     if len(upload) > max_bytes:
         raise LetterError(f"Plik ma {rules.format_size(len(upload))}, a podpisane pismo może mieć najwyżej "
                           f"{rules.format_size(max_bytes)}.")
@@ -289,15 +316,13 @@ def _check_parsed(runtime: Runtime, letter: Letter, parsed) -> None:
     addressee = parsed.meta.addressee
     if (gmina.nip and addressee.nip and addressee.nip != gmina.nip) or (not addressee.nip and addressee.name != gmina.office_name):
         raise LetterError(f"Pismo jest zaadresowane do {addressee.name}, a nie do {gmina.office_name}.")
-    limits = runtime.settings.episma
+    limit = limits(runtime.settings)
     total = 0
     for attachment in parsed.attachments:
-        rules.check_attachment(attachment.filename, attachment.content, allowed=tuple(limits.allowed_attachments),
-                               max_bytes=limits.max_attachment_mb * MB)
+        rules.check_attachment(attachment.filename, attachment.content, allowed=limit.kinds, max_bytes=limit.one)
         total += attachment.size
-    if len(parsed.attachments) > limits.max_attachments or total > limits.max_attachments_mb * MB:
-        raise LetterError(f"Pismo może mieć najwyżej {limits.max_attachments} załączników o łącznej wielkości "
-                          f"{limits.max_attachments_mb} MB.")
+    if len(parsed.attachments) > limit.count or total > limit.total:
+        raise LetterError(f"Pismo może mieć najwyżej {limit.count} załączników o łącznej wielkości {limit.total_mb}.")
 
 
 def _signer_warnings(parsed, report) -> list[str]:
@@ -530,12 +555,11 @@ def send_reply(session: Session, runtime: Runtime, letter: Letter, *, actor: Use
     title, body = title.strip(), body.strip()
     if not title or not body:
         raise LetterError("Podaj tytuł i treść odpowiedzi.")
-    limits = runtime.settings.episma
-    checked = [(f, rules.check_attachment(f.filename, f.content, allowed=tuple(limits.allowed_attachments),
-                                          max_bytes=limits.max_attachment_mb * MB)) for f in files]
-    if len(checked) > limits.max_attachments or sum(len(f.content) for f in files) > limits.max_attachments_mb * MB:
-        raise LetterError(f"Odpowiedź może mieć najwyżej {limits.max_attachments} załączników o łącznej wielkości "
-                          f"{limits.max_attachments_mb} MB.")
+    limit = limits(runtime.settings)
+    checked = [(f, rules.check_attachment(f.filename, f.content, allowed=limit.kinds, max_bytes=limit.one))
+               for f in files]
+    if len(checked) > limit.count or sum(len(f.content) for f in files) > limit.total:
+        raise LetterError(f"Odpowiedź może mieć najwyżej {limit.count} załączników o łącznej wielkości {limit.total_mb}.")
     reply = Reply(letter_id=letter.id, author_id=actor.id, title=title[:300], body=body)
     session.add(reply)
     session.flush()

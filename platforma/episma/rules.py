@@ -42,7 +42,7 @@ def check_registration_pattern(pattern: str) -> str:
         raise ValueError("wzór numeru musi zawierać {seq} (kolejny numer w roku) i {year} (rok)")
     try:
         sample = pattern.format(seq=1, year=2026)
-    except (ValueError, IndexError) as exc:
+    except (ValueError, IndexError, TypeError, AttributeError, KeyError) as exc:
         raise ValueError(f"wzór numeru jest niepoprawny ({exc})") from None
     if not sample.strip() or len(sample) > 40:
         raise ValueError("numer według wzoru musi mieć od 1 do 40 znaków")

@@ -240,7 +240,7 @@ def _draft_page(letter: Letter, *, upload_errors: list[str] | None = None, attac
     return render_template("episma/draft.html", letter=letter, letter_form=form, parsed=parsed, problem=problem,
                            sections=form.summary(parsed.data) if parsed else [], attachments=attachments,
                            methods=methods, upload_errors=upload_errors or [], attachment_error=attachment_error,
-                           limits=runtime().settings.episma,
+                           limits=ops.limits(runtime().settings),
                            taxpayer=db().get(Taxpayer, letter.taxpayer_id) if letter.taxpayer_id else None), status
 
 

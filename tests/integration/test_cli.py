@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -114,7 +115,7 @@ def test_users_create_and_plugins(instance):
 
 
 def test_unknown_plugin_stops_start_up_with_a_clear_message(instance):
-    text = instance.read_text(encoding="utf-8").replace("enabled = []", 'enabled = ["przelewy24-nie-ma"]')
+    text = re.sub(r"(?m)^enabled = \[.*\]$", 'enabled = ["przelewy24-nie-ma"]', instance.read_text(encoding="utf-8"))
     instance.write_text(text, encoding="utf-8")
     result = subprocess.run([sys.executable, "-c", "from platforma.wsgi import app"], cwd=ROOT, capture_output=True, text=True,
                             env={**{k: v for k, v in os.environ.items() if not k.startswith("PLATFORMA")}, "PLATFORMA_CONFIG": str(instance)})

@@ -185,13 +185,17 @@ def fresh_database_url(database_url, tmp_path) -> Iterator[str]:
 
 
 def test_migration_0003_seeds_a_new_database_and_downgrades_cleanly(fresh_database_url):
+    import platforma.episma.forms  # noqa: F401  (registers the stamp duty's setting)
+
     engine = make_engine(fresh_database_url)
     try:
         upgrade(engine)
         assert current_revision(engine) == head_revision()
         with make_session_factory(engine)() as session:
             assert dated.value_on(session, STANDARD_RATE, dt.date(2024, 4, 15)) == "14.50"
-            assert session.scalar(sa.select(sa.func.count()).select_from(DatedSetting)) == 28
+            # 28 rows of migration 0003 (rates, threshold, reminder cost) and the stamp duty of 0009
+            assert session.scalar(sa.select(sa.func.count()).select_from(DatedSetting)) == 29
+            assert dated.value_on(session, "stamp_duty.tax_clearance_certificate", dt.date(2026, 1, 1)) == "21.00"
         config = alembic_config()
         with engine.begin() as connection:
             config.attributes["connection"] = connection

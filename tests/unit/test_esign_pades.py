@@ -473,7 +473,9 @@ def edit_cms(signed: bytes, change) -> bytes:
     """The signature's CMS decoded, ``change(content_info)`` applied, written back in place (zero padded):
     /Contents lies outside the ByteRange, so the signed bytes stay as they were."""
     found = re.search(rb"/Contents\s*<([0-9a-fA-F]+)>", signed)
-    content_info = cms.ContentInfo.load(bytes.fromhex(found.group(1).decode()).rstrip(b"\0"))
+    # the DER says its own length: the zero padding after it is ignored (stripping zeros could cut the
+    # value itself when it ends with a zero byte)
+    content_info = cms.ContentInfo.load(bytes.fromhex(found.group(1).decode()), strict=False)
     change(content_info)
     encoded = content_info.dump(force=True).hex().encode()
     assert len(encoded) <= len(found.group(1))
