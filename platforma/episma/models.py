@@ -14,7 +14,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
-from sqlalchemy.orm import Mapped, Session, deferred, mapped_column, relationship
+from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
 from platforma.core.db import Base, Money, UTCDateTime, utcnow
 
@@ -157,19 +157,25 @@ class Letter(Base):
         return self.status == "draft"
 
 
-class DraftAttachment(Base):
+class _StoredFile:
+    """A file kept in the database with the transaction that stores it: its name as given (made safe),
+    its kind, size and SHA-256 (hex); the bytes are loaded only when asked for."""
+
+    filename: Mapped[str] = mapped_column(sa.String(255))
+    content_type: Mapped[str] = mapped_column(sa.String(100))
+    size: Mapped[int]
+    sha256: Mapped[str] = mapped_column(sa.String(64))
+    content: Mapped[bytes] = mapped_column(sa.LargeBinary, nullable=False, deferred=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class DraftAttachment(_StoredFile, Base):
     """A file the resident attached to a draft; it goes into the document (base64) when it is prepared."""
 
     __tablename__ = "draft_attachment"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     letter_id: Mapped[int] = mapped_column(sa.ForeignKey("letter.id", ondelete="CASCADE"), index=True)
-    filename: Mapped[str] = mapped_column(sa.String(255))
-    content_type: Mapped[str] = mapped_column(sa.String(100))
-    size: Mapped[int]
-    sha256: Mapped[str] = mapped_column(sa.String(64))
-    content: Mapped[bytes] = deferred(mapped_column(sa.LargeBinary, nullable=False))
-    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class Reply(Base):
@@ -190,7 +196,7 @@ class Reply(Base):
     files: Mapped[list[LetterFile]] = relationship(order_by="LetterFile.id", viewonly=True)
 
 
-class LetterFile(Base):
+class LetterFile(_StoredFile, Base):
     """A file of a filed letter or of a reply: append-only, with its SHA-256."""
 
     __tablename__ = "letter_file"
@@ -206,12 +212,6 @@ class LetterFile(Base):
     #: signed (the file as uploaded), content (what its signature covers), attachment, receipt (UPO),
     #: reply_document, reply_attachment
     role: Mapped[str] = mapped_column(sa.String(20))
-    filename: Mapped[str] = mapped_column(sa.String(255))
-    content_type: Mapped[str] = mapped_column(sa.String(100))
-    size: Mapped[int]
-    sha256: Mapped[str] = mapped_column(sa.String(64))
-    content: Mapped[bytes] = deferred(mapped_column(sa.LargeBinary, nullable=False))
-    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class LetterEvent(Base):
