@@ -181,7 +181,10 @@ def gunicorn(args: argparse.Namespace, config: Path, database: str, extra_env: d
         "--keep-alive", "5", "--log-level", "warning", "--error-logfile", str(errors), "platforma.wsgi:app",
     ]
     log(f"starting {' '.join(command[1:])}")
-    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # the app's own error log (an unhandled error's traceback) goes to the same file as gunicorn's
+    stderr = open(errors, "ab")  # noqa: SIM115 (closed with the process)
+    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=stderr)
+    stderr.close()
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60

@@ -8,13 +8,14 @@ from flask_babel import Babel
 from flask_wtf.csrf import CSRFProtect
 from govuk_frontend_wtf.main import WTFormsHelpers
 from jinja2 import ChoiceLoader, PackageLoader, PrefixLoader
+from sqlalchemy.orm import configure_mappers
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from platforma.config import ConfigError, Settings, load_settings
 from platforma.core.access import check_every_view_declares_access
 from platforma.core.registry import registry
 from platforma.core.runtime import Runtime
-from platforma.core.security import csp_nonce, init_security_headers
+from platforma.core.security import CheckedCookieSessions, csp_nonce, csrf_token, init_security_headers
 from platforma.core.web import PlatformaFlask, close_db
 
 LOCALES = ("pl", "en")
@@ -80,6 +81,8 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.jinja_env.add_extension("jinja2.ext.do")
 
     csrf.init_app(app)
+    app.jinja_env.globals["csrf_token"] = csrf_token  # Flask-WTF's token, signed once per session and process
+    app.session_interface = CheckedCookieSessions()
     Babel(app, locale_selector=select_locale)
     WTFormsHelpers(app)
     init_security_headers(app, https=settings.server.https)
@@ -148,4 +151,8 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         raise ConfigError(problems)
 
     check_every_view_declares_access(app)
+    # set the mappers up now: the signed-in session is built from a row before any query would do it
+    import platforma.models  # noqa: F401
+
+    configure_mappers()
     return app

@@ -3,14 +3,14 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+from dataclasses import dataclass
 import secrets
 from typing import Any
 
 import sqlalchemy as sa
-from flask import g, session as cookie
+from flask import g, request, session as cookie
 from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.orm.instrumentation import manager_of_class
-from sqlalchemy.orm.util import identity_key
 
 from platforma.accounts.models import User, UserSession
 from platforma.config import Settings
@@ -57,65 +57,110 @@ def _columns(table: sa.Table, prefix: str) -> list[tuple[str, str, sa.Column]]:
 
 _SESSION_COLUMNS = _columns(UserSession.__table__, "s_")
 _USER_COLUMNS = _columns(User.__table__, "u_")
-#: the live session of a token and its user, one row: every signed-in request starts here, so it is
-#: read on the DBAPI cursor and the two objects are put together without SQLAlchemy's query path
-#: (which cost as much as the rest of a cached page); the columns come from the models
-_LIVE_SESSION = DriverQuery(
-    "SELECT " + ", ".join(f"s.{c.name} AS {name}" for name, _key, c in _SESSION_COLUMNS) + ", "
-    + ", ".join(f"u.{c.name} AS {name}" for name, _key, c in _USER_COLUMNS)
-    + " FROM user_session s JOIN user_account u ON u.id = s.user_id"
-    + " WHERE s.token_hash = :token_hash AND s.ended_at IS NULL",
-    tuple(name for name, _key, _c in _SESSION_COLUMNS + _USER_COLUMNS),
-    timestamps=tuple(name for name, _key, c in _SESSION_COLUMNS + _USER_COLUMNS if isinstance(c.type, UTCDateTime)),
-    booleans=tuple(name for name, _key, c in _SESSION_COLUMNS + _USER_COLUMNS if isinstance(c.type, sa.Boolean)),
-)
 
 
-def _persistent(session: Session, cls: type, row: Any, columns: list[tuple[str, str, sa.Column]], **related: Any) -> Any:
-    """The object of `cls` with the values of `row`, in `session` as the ORM's own loading leaves it
-    (values straight into the instance's dict, no change events; the one already in the session, if
-    there is one)."""
-    primary_key = next(name for name, key, _column in columns if key == "id")
-    existing = session.identity_map.get(identity_key(cls, getattr(row, primary_key)))
-    if existing is not None:
-        return existing
+def _live_session_query(select: str = "", joins: str = "", columns: tuple[str, ...] = (),
+                        timestamps: tuple[str, ...] = ()) -> DriverQuery:
+    """The live session of a token and its user in one row, with what a page adds (`Companion`)."""
+    own = _SESSION_COLUMNS + _USER_COLUMNS
+    return DriverQuery(
+        "SELECT " + ", ".join(f"s.{c.name} AS {name}" for name, _key, c in _SESSION_COLUMNS) + ", "
+        + ", ".join(f"u.{c.name} AS {name}" for name, _key, c in _USER_COLUMNS) + (", " + select if select else "")
+        + " FROM user_session s JOIN user_account u ON u.id = s.user_id " + joins
+        + " WHERE s.token_hash = :token_hash AND s.ended_at IS NULL",
+        tuple(name for name, _key, _c in own) + columns,
+        timestamps=tuple(name for name, _key, c in own if isinstance(c.type, UTCDateTime)) + timestamps,
+        booleans=tuple(name for name, _key, c in own if isinstance(c.type, sa.Boolean)),
+    )
+
+
+#: every signed-in request starts here, so it is read on the DBAPI cursor and the two objects are put
+#: together without SQLAlchemy's query path (which cost as much as the rest of a cached page); the
+#: columns come from the models
+_LIVE_SESSION = _live_session_query()
+
+
+@dataclass(frozen=True)
+class Companion:
+    """What a page reads on every request, read in the same round trip as the signed-in session.
+
+    `select` and `joins` may use the session's user as `u` and the page's URL parameters as :names;
+    the row of the page's own columns is then `companion_row()` (None when no live session was found,
+    which the page's access rule turns into a redirect to the login page anyway)."""
+
+    select: str
+    joins: str
+    columns: tuple[str, ...]
+    timestamps: tuple[str, ...] = ()
+
+
+_COMPANIONS: dict[str, DriverQuery] = {}
+
+
+def read_with_session(endpoint: str, companion: Companion) -> None:
+    _COMPANIONS[endpoint] = _live_session_query(companion.select, companion.joins, companion.columns,
+                                                companion.timestamps)
+
+
+def companion_row(**params: Any) -> Any:
+    """The page's row read with the session, if it was read for exactly these URL parameters."""
+    read = g.get("companion")
+    return read[1] if read is not None and read[0] == params else None
+
+
+def _detached(cls: type, row: Any, columns: list[tuple[str, str, sa.Column]], **related: Any) -> Any:
+    """The object of `cls` with the values of `row`, as the ORM's own loading makes it (values straight
+    into the instance's dict, no change events), detached: `core.web.db()` attaches it to the
+    request's session when the request first uses one, so that a page read from a cache pays for
+    no ORM session at all."""
     instance = manager_of_class(cls).new_instance()
     values = instance.__dict__
     for name, key, _column in columns:
         values[key] = getattr(row, name)
     values.update(related)
     make_transient_to_detached(instance)  # its identity, no pending changes: as if loaded
-    session.add(instance)
     return instance
 
 
-def _live_session(session: Session, token: str) -> UserSession | None:
-    row = _LIVE_SESSION.first(session, token_hash=_hash(token))
+def _live_session(engine: Any, token: str, query: DriverQuery = _LIVE_SESSION, **params: Any) -> UserSession | None:
+    row = query.read(engine, token_hash=_hash(token), **params)
+    if query is not _LIVE_SESSION:
+        g.companion = (params, row)
     if row is None:
         return None
-    user = _persistent(session, User, row, _USER_COLUMNS)
-    return _persistent(session, UserSession, row, _SESSION_COLUMNS, user=user)
+    user = _detached(User, row, _USER_COLUMNS)
+    return _detached(UserSession, row, _SESSION_COLUMNS, user=user)
 
 
-def find_session(session: Session, settings: Settings, token: str, now: dt.datetime | None = None) -> UserSession | None:
-    """The live session for a token; an idle or expired one is ended on the way."""
+@dataclass(frozen=True)
+class Found:
+    #: the session the token names (None: no such live session); ended on the way when not `live`
+    session: UserSession | None
+    live: bool
+    #: ended, or its last_seen_at moved on: the caller's unit of work must save it
+    changed: bool
+
+
+def find_session(bind: Any, settings: Settings, token: str, now: dt.datetime | None = None,
+                 query: DriverQuery = _LIVE_SESSION, **params: Any) -> Found:
+    """The session a token names; an idle or expired one (or one of a blocked user) is ended on the way."""
     now = now or utcnow()
-    found = _live_session(session, token)
+    found = _live_session(bind, token, query, **params)
     if found is None:
-        return None
+        return Found(None, False, False)
     idle_limit = dt.timedelta(minutes=settings.server.session_idle_minutes)
     if found.expires_at <= now:
         end(found, "expired", now)
-        return None
-    if found.last_seen_at + idle_limit <= now:
+    elif found.last_seen_at + idle_limit <= now:
         end(found, "idle", now)
-        return None
-    if now - found.last_seen_at >= TOUCH_INTERVAL:
-        found.last_seen_at = now
-    if not found.user.is_active:
+    elif not found.user.is_active:
         end(found, "inactive", now)
-        return None
-    return found
+    elif now - found.last_seen_at >= TOUCH_INTERVAL:
+        found.last_seen_at = now
+        return Found(found, True, True)
+    else:
+        return Found(found, True, False)
+    return Found(found, False, True)
 
 
 def end(user_session: UserSession, reason: str, now: dt.datetime | None = None) -> None:
@@ -138,14 +183,23 @@ def end_all(session: Session, user: User, reason: str, *, keep: UserSession | No
 
 def load_signed_in_user() -> None:
     """before_request: g.user and g.user_session from the session cookie."""
-    g.user = None
-    g.user_session = None
+    request_globals = g._get_current_object()  # every page starts here: the proxy looked up once
+    request_globals.user = None
+    request_globals.user_session = None
     token = cookie.get(COOKIE_KEY)
     if not token:
         return
-    found = find_session(db(), runtime().settings, token)
-    if found is None:
+    query, params = _LIVE_SESSION, {}
+    current = request._get_current_object()
+    companion = _COMPANIONS.get(current.endpoint or "")
+    if companion is not None and current.view_args is not None:
+        query, params = companion, dict(current.view_args)
+    instance = runtime()
+    found = find_session(instance.engine, instance.settings, token, query=query, **params)
+    if found.changed:  # an ended or touched session is saved with the request's unit of work
+        db().add(found.session)
+    if not found.live:
         cookie.pop(COOKIE_KEY, None)
         return
-    g.user_session = found
-    g.user = found.user
+    request_globals.user_session = found.session
+    request_globals.user = found.session.user

@@ -157,6 +157,21 @@ def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(bind=engine, expire_on_commit=False, autoflush=True)
 
 
+#: session.info key: the session's transaction holds a connection (set and cleared by the events below)
+HAS_CONNECTION = "platforma.has_connection"
+
+
+@event.listens_for(Session, "after_begin")
+def _connection_taken(session: Session, _transaction: Any, _connection: Any) -> None:
+    session.info[HAS_CONNECTION] = True
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _connection_given_back(session: Session, transaction: Any) -> None:
+    if transaction.parent is None:
+        session.info.pop(HAS_CONNECTION, None)
+
+
 # -- reads on the hot path ------------------------------------------------------------------------
 
 class DriverQuery:
@@ -190,6 +205,42 @@ class DriverQuery:
             found = cursor.fetchone()
         finally:
             cursor.close()
+        return self._row(found)
+
+    def read(self, bind: Session | Engine, **params: Any) -> Any:
+        """The row, read outside any transaction unless the session already has one.
+
+        A read-only request would otherwise pay three round trips on PostgreSQL for one query: BEGIN,
+        the query, COMMIT (psycopg sends BEGIN on its own before the first statement). Given an
+        engine, or a session that has not touched the database yet, the query runs alone on a pooled
+        connection in autocommit mode (its own snapshot), and the session stays without a connection
+        until something else needs one. A session already in a transaction reads in it, as `first`.
+        """
+        if isinstance(bind, Session):
+            if bind.info.get(HAS_CONNECTION):
+                return self.first(bind, **params)
+            bind = bind.get_bind()
+        connection = bind.raw_connection()
+        try:
+            driver = connection.driver_connection
+            postgresql = bind.dialect.name == "postgresql"
+            if postgresql:
+                driver.autocommit = True
+            try:
+                cursor = driver.cursor()
+                try:
+                    cursor.execute(self._pyformat if postgresql else self.sql, params)
+                    found = cursor.fetchone()
+                finally:
+                    cursor.close()
+            finally:
+                if postgresql:
+                    driver.autocommit = False
+        finally:
+            connection.close()
+        return self._row(found)
+
+    def _row(self, found: Any) -> Any:
         if found is None:
             return None
         if self.timestamps or self.booleans:

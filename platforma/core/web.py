@@ -52,9 +52,13 @@ def runtime() -> Runtime:
 
 
 def db() -> Session:
-    """The request's session, opened on first use."""
+    """The request's session, opened on first use. The signed-in user and their session, read before it
+    without one (`accounts.sessions`), are attached to it then, as if it had loaded them."""
     if "db" not in g:
-        g.db = runtime().session_factory()
+        g.db = session = runtime().session_factory()
+        signed_in = g.get("user_session")
+        if signed_in is not None:
+            session.add(signed_in)  # and its user, through the relationship
     return g.db
 
 

@@ -9,13 +9,14 @@ from flask import abort, g
 from sqlalchemy.orm import contains_eager
 
 from platforma.accounts.models import TaxpayerAccess
+from platforma.accounts.sessions import Companion, companion_row
 from platforma.core import audit
 from platforma.core.access import Permission, has_permission
 from platforma.core.db import DriverQuery, commit
-from platforma.core.web import client_ip, db, user_agent
+from platforma.core.web import client_ip, db, runtime, user_agent
 from platforma.taxes.models import Taxpayer
 from platforma.taxes.queries import FINGERPRINT_COLUMNS, FINGERPRINT_SQL, AccountFingerprint, fingerprint_of
-from platforma.taxes.settings import VERSION_COLUMNS, VERSION_SQL, VERSION_TIMESTAMPS, SettingsVersion, remember_version
+from platforma.taxes.settings import VERSION_COLUMNS, VERSION_SQL, VERSION_TIMESTAMPS, SettingsVersion, version_of
 
 
 def _refuse(user, taxpayer_id: int, exists: bool) -> NoReturn:
@@ -90,16 +91,24 @@ class AccountAccess:
     settings: SettingsVersion
 
 
+_ACCOUNT_SELECT = f"""t.id, t.kind, t.first_name, t.last_name, t.name, t.pesel, t.nip, t.created_at,
+    a.id AS access_id, a.relation, {FINGERPRINT_SQL}, {VERSION_SQL}"""
+_ACCOUNT_COLUMNS = ("id", "kind", "first_name", "last_name", "name", "pesel", "nip", "created_at", "access_id",
+                    "relation", *FINGERPRINT_COLUMNS, *VERSION_COLUMNS)
+_ACCOUNT_TIMESTAMPS = ("created_at", *VERSION_TIMESTAMPS)
 _ACCOUNT_ACCESS = DriverQuery(
-    f"""
-SELECT t.id, t.kind, t.first_name, t.last_name, t.name, t.pesel, t.nip, t.created_at,
-    a.id AS access_id, a.relation, {FINGERPRINT_SQL}, {VERSION_SQL}
+    f"""SELECT {_ACCOUNT_SELECT}
 FROM taxpayer t
 LEFT JOIN taxpayer_access a ON a.taxpayer_id = t.id AND a.user_id = :user_id AND a.revoked_at IS NULL
 WHERE t.id = :taxpayer_id""",
-    ("id", "kind", "first_name", "last_name", "name", "pesel", "nip", "created_at", "access_id", "relation",
-     *FINGERPRINT_COLUMNS, *VERSION_COLUMNS),
-    timestamps=("created_at", *VERSION_TIMESTAMPS),
+    _ACCOUNT_COLUMNS, timestamps=_ACCOUNT_TIMESTAMPS,
+)
+#: the same, read with the signed-in session in one round trip when the account page is asked for
+ACCOUNT_COMPANION = Companion(
+    select=_ACCOUNT_SELECT,
+    joins="LEFT JOIN taxpayer t ON t.id = :taxpayer_id "
+          "LEFT JOIN taxpayer_access a ON a.taxpayer_id = t.id AND a.user_id = u.id AND a.revoked_at IS NULL",
+    columns=_ACCOUNT_COLUMNS, timestamps=_ACCOUNT_TIMESTAMPS,
 )
 
 
@@ -108,7 +117,12 @@ def account_for_current_user(taxpayer_id: int) -> AccountAccess:
     fingerprint and the settings version: one round trip for everything the account page needs
     before it knows whether its kept rendering still holds."""
     user = g.user
-    row = _ACCOUNT_ACCESS.first(db(), taxpayer_id=taxpayer_id, user_id=user.id)
+    row = companion_row(taxpayer_id=taxpayer_id)
+    if row is None:
+        # read outside a transaction: a page served from the kept rendering needs nothing else from the database
+        row = _ACCOUNT_ACCESS.read(runtime().engine, taxpayer_id=taxpayer_id, user_id=user.id)
+    elif row.id is None:  # read with the session: the taxpayer does not exist
+        row = None
     if has_permission(user, Permission.TAXPAYERS_VIEW):
         if row is None:
             abort(404)
@@ -118,4 +132,4 @@ def account_for_current_user(taxpayer_id: int) -> AccountAccess:
     else:
         access = AccessView(row.id, row.relation)
     taxpayer = TaxpayerView(row.id, row.kind, row.first_name, row.last_name, row.name, row.pesel, row.nip)
-    return AccountAccess(taxpayer, access, fingerprint_of(row, row.created_at), remember_version(db(), row))
+    return AccountAccess(taxpayer, access, fingerprint_of(row, row.created_at), version_of(row))

@@ -46,11 +46,20 @@ VERSION_TIMESTAMPS = ("sv_newest_at",)
 _VERSION = DriverQuery("SELECT" + VERSION_SQL, VERSION_COLUMNS, timestamps=VERSION_TIMESTAMPS)
 
 
-def remember_version(session: Session, row: Any) -> SettingsVersion:
-    """Keep the version read by `version_columns` for the rest of the transaction."""
-    version = SettingsVersion(row.sv_count, row.sv_newest_id, row.sv_newest_at)
+def version_of(row: Any) -> SettingsVersion:
+    """The version from the `VERSION_SQL` columns of another query."""
+    return SettingsVersion(row.sv_count, row.sv_newest_id, row.sv_newest_at)
+
+
+def keep_version(session: Session, version: SettingsVersion) -> SettingsVersion:
+    """Use `version` for the rest of the session's transaction (read with the query that checked access)."""
     session.info[VERSION_KEY] = version
     return version
+
+
+def remember_version(session: Session, row: Any) -> SettingsVersion:
+    """Keep the version read by `version_columns` for the rest of the transaction."""
+    return keep_version(session, version_of(row))
 
 
 def settings_version(session: Session) -> SettingsVersion:

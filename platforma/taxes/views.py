@@ -18,22 +18,22 @@ import sqlalchemy as sa
 from flask import Blueprint, abort, current_app, g, render_template, request, session
 from flask_babel import format_decimal, get_locale
 from flask_babel import lazy_gettext as _l
-from flask_wtf.csrf import generate_csrf
 from sqlalchemy.orm import selectinload
 from werkzeug.datastructures import MultiDict
 
 from platforma.accounts import operations as account_ops
 from platforma.core import audit
 from platforma.core.access import Permission, login_required, requires
-from platforma.core.security import csp_nonce
+from platforma.core.security import csp_nonce, csrf_token
 from platforma.core.web import client_ip, db, runtime, user_agent
-from platforma.taxes.access import AccountAccess, account_for_current_user, on_behalf_of, taxpayer_for_current_user
+from platforma.accounts.sessions import read_with_session
+from platforma.taxes.access import ACCOUNT_COMPANION, AccountAccess, account_for_current_user, on_behalf_of, taxpayer_for_current_user
 from platforma.taxes.account import account_as_of
 from platforma.taxes.forms import CalculatorForm
 from platforma.taxes.models import Liability, LiabilityBasis, LiabilityParty, Posting
 from platforma.taxes.queries import account, account_records, newest_posting_at
 from platforma.taxes.rules import LATE_DELIVERY_DAYS
-from platforma.taxes.settings import interest_threshold, rate_table
+from platforma.taxes.settings import interest_threshold, keep_version, rate_table
 from platforma.web.filters import money, today_warsaw
 from platforma.web.nav import resident_menu
 
@@ -206,6 +206,7 @@ def _account_page_key(found: AccountAccess, today: dt.date) -> tuple:
 def _render_account(found: AccountAccess, today: dt.date, *, holes: bool) -> str:
     """The account as of today: per year, one row per liability, and what is owed today."""
     taxpayer = found.taxpayer
+    keep_version(db(), found.settings)  # the version the page's key has: its rates and threshold
     liabilities, postings = account_records(db(), taxpayer.id)
     state = account_as_of(liabilities, postings, today, rate_table(db()), interest_threshold(db(), today))
     # the document each liability rests on, and when the account's data last arrived
@@ -259,7 +260,7 @@ def taxpayer_account(taxpayer_id: int):
     if page is None:
         page = _render_account(found, today, holes=True)
         cache.put(key, page)
-    return page.replace(CSRF_HOLE, generate_csrf()).replace(NONCE_HOLE, csp_nonce())
+    return page.replace(CSRF_HOLE, csrf_token()).replace(NONCE_HOLE, csp_nonce())
 
 
 @bp.route("/<int:taxpayer_id>/zobowiazania/<int:liability_id>")
@@ -360,3 +361,7 @@ def calculator(taxpayer_id: int):
         "taxes/resident_calculator.html", taxpayer, access, clerk, form=form if form.errors else None,
         calculator=form, chosen=chosen, today=today, **context,
     )
+
+
+# the account page's access check and fingerprint come with the signed-in session, in one round trip
+read_with_session("taxes.taxpayer_account", ACCOUNT_COMPANION)
