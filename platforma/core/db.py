@@ -8,9 +8,12 @@ from __future__ import annotations
 import collections
 import contextlib
 import datetime as dt
+import os
 import re
 import select
+import threading
 import time
+import weakref
 from decimal import Decimal
 from typing import Any, Callable, Iterator
 
@@ -220,22 +223,16 @@ class DriverQuery:
             if bind.info.get(HAS_CONNECTION):
                 return self.first(bind, **params)
             bind = bind.get_bind()
+        if bind.dialect.name == "postgresql":
+            return self._row(_READERS.fetchone(bind, self._pyformat, params))
         connection = bind.raw_connection()
         try:
-            driver = connection.driver_connection
-            postgresql = bind.dialect.name == "postgresql"
-            if postgresql:
-                driver.autocommit = True
+            cursor = connection.driver_connection.cursor()
             try:
-                cursor = driver.cursor()
-                try:
-                    cursor.execute(self._pyformat if postgresql else self.sql, params)
-                    found = cursor.fetchone()
-                finally:
-                    cursor.close()
+                cursor.execute(self.sql, params)
+                found = cursor.fetchone()
             finally:
-                if postgresql:
-                    driver.autocommit = False
+                cursor.close()
         finally:
             connection.close()
         return self._row(found)
@@ -250,6 +247,73 @@ class DriverQuery:
             for index in self.booleans:
                 found[index] = None if found[index] is None else bool(found[index])
         return self.row(*found)
+
+
+class _Readers:
+    """One autocommit connection per thread and engine, kept outside the pool, for `DriverQuery.read`.
+
+    The pool's checkout, return and the switch to autocommit and back cost a third of such a read;
+    a worker thread serves one request at a time, so its own connection is never shared. A connection
+    found broken (the server restarted) is dropped and the read tried once more on a new one; an
+    engine's readers are closed when it is disposed, and a forked child forgets its parent's.
+    """
+
+    def __init__(self) -> None:
+        self.local = threading.local()
+        self.lock = threading.Lock()
+        #: engine -> every reader connection made for it, in any thread (to close them with it)
+        self.made: weakref.WeakKeyDictionary[Engine, list[Any]] = weakref.WeakKeyDictionary()
+
+    def fetchone(self, engine: Engine, sql: str, params: dict[str, Any]) -> Any:
+        for attempt in (1, 2):
+            connection = self._connection(engine)
+            try:
+                return connection.execute(sql, params, prepare=True).fetchone()
+            except engine.dialect.loaded_dbapi.OperationalError:
+                self._drop(engine, connection)
+                if attempt == 2 or not connection.closed:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _connection(self, engine: Engine) -> Any:
+        mine = self.local.__dict__.setdefault("connections", weakref.WeakKeyDictionary())
+        held = mine.get(engine)
+        if held is None or held[1].closed:
+            fairy = engine.raw_connection()
+            connection = fairy.driver_connection
+            fairy.detach()  # ours from now on: not counted in, nor returned to, the pool
+            connection.autocommit = True
+            held = mine[engine] = (fairy, connection)  # the pool's wrapper is kept with it
+            with self.lock:
+                if engine not in self.made:
+                    self.made[engine] = []
+                    event.listen(engine, "engine_disposed", self._close_all)
+                self.made[engine].append(connection)
+        return held[1]
+
+    def _drop(self, engine: Engine, connection: Any) -> None:
+        self.local.__dict__.get("connections", {}).pop(engine, None)
+        with self.lock:
+            if connection in self.made.get(engine, []):
+                self.made[engine].remove(connection)
+        with contextlib.suppress(Exception):
+            connection.close()
+
+    def _close_all(self, engine: Engine) -> None:
+        with self.lock:
+            connections = self.made.pop(engine, [])
+        for connection in connections:
+            with contextlib.suppress(Exception):
+                connection.close()
+
+    def forget(self) -> None:
+        """In a forked child: the parent's connections are not ours to use (nor to close)."""
+        self.local = threading.local()
+        self.made = weakref.WeakKeyDictionary()
+
+
+_READERS = _Readers()
+os.register_at_fork(after_in_child=_READERS.forget)
 
 
 def _utc(value: dt.datetime | str | None) -> dt.datetime | None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 import secrets
 import threading
 from collections import OrderedDict
@@ -154,21 +155,23 @@ def _names(state) -> dict[int, str]:
 _HOLE = secrets.token_hex(8)
 CSRF_HOLE = f"pf-{_HOLE}-csrf"
 NONCE_HOLE = f"pf-{_HOLE}-nonce"
+_HOLES = re.compile(f"({CSRF_HOLE}|{NONCE_HOLE})")
 #: at most this many renderings (about 20-35 KB each) per process; the environment variable
 #: PLATFORMA_ACCOUNT_PAGE_CACHE sets another number (0: render every time, e.g. to measure it)
 PAGE_CACHE_ENTRIES = 1000
 
 
 class PageCache:
-    """A thread-safe LRU of rendered pages (gunicorn's gthread workers serve several requests at once)."""
+    """A thread-safe LRU of rendered pages (gunicorn's gthread workers serve several requests at once),
+    each kept as UTF-8 pieces around its holes."""
 
     def __init__(self, entries: int) -> None:
         self.entries = entries
-        self.pages: OrderedDict[tuple, str] = OrderedDict()
+        self.pages: OrderedDict[tuple, tuple] = OrderedDict()
         self.lock = threading.Lock()
         self.hits = self.misses = 0
 
-    def get(self, key: tuple) -> str | None:
+    def get(self, key: tuple) -> tuple | None:
         with self.lock:
             page = self.pages.get(key)
             if page is None:
@@ -178,7 +181,7 @@ class PageCache:
                 self.pages.move_to_end(key)
             return page
 
-    def put(self, key: tuple, page: str) -> None:
+    def put(self, key: tuple, page: tuple) -> None:
         if self.entries <= 0:
             return
         with self.lock:
@@ -256,11 +259,18 @@ def taxpayer_account(taxpayer_id: int):
         return _render_account(found, today, holes=False)  # a message shown once: not for the cache
     cache = account_page_cache()
     key = _account_page_key(found, today)
-    page = cache.get(key)
-    if page is None:
-        page = _render_account(found, today, holes=True)
-        cache.put(key, page)
-    return page.replace(CSRF_HOLE, csrf_token()).replace(NONCE_HOLE, csp_nonce())
+    parts = cache.get(key)
+    if parts is None:
+        parts = _split_at_holes(_render_account(found, today, holes=True))
+        cache.put(key, parts)
+    fill = {CSRF_HOLE: csrf_token().encode(), NONCE_HOLE: csp_nonce().encode()}
+    return b"".join(fill.get(part, part) for part in parts)
+
+
+def _split_at_holes(page: str) -> tuple:
+    """The page as UTF-8 pieces with the holes' names between them, ready to be joined with their fillings."""
+    pieces = _HOLES.split(page)
+    return tuple(piece if piece in (CSRF_HOLE, NONCE_HOLE) else piece.encode() for piece in pieces)
 
 
 @bp.route("/<int:taxpayer_id>/zobowiazania/<int:liability_id>")
