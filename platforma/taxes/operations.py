@@ -161,7 +161,7 @@ def _allocation(
                 continue
             own = by_installment.get(installment.id, [])
             arrear, _assessed, _paid, _interest_paid = installment_arrear(installment, due, own, paid_on, rates, threshold)
-            if arrear.principal > 0 or arrear.interest_unpaid > 0:
+            if arrear.principal > 0 or (arrear.interest_unpaid > 0 and arrear.principal >= 0):
                 arrears.append(arrear)
                 liability_of[arrear.key] = installment.liability_id
         designated = [str(i) for i in designated_installment_ids or []]
@@ -703,6 +703,15 @@ def offset_overpayments(session: Session, *, taxpayer_id: int, as_of: dt.date, r
             effective = max(arose, assessed_on, due if requested_on is None or due <= requested_on else requested_on)
             if effective > day or rules.is_time_barred(due, effective, liability.limitation):
                 break
+            own = by_installment.get(installment.id, [])
+            now_open, *_ = installment_arrear(installment, due, own, day, rates, interest_threshold(session, day))
+            if now_open.principal <= 0 and now_open.interest_unpaid <= 0:
+                break  # paid since (in full): nothing is left to set off, the lot goes on
+            if any(p.kind == "wplata" and p.value_date > effective for p in own):
+                # the set-off was not made in time and the taxpayer has paid the installment since: set
+                # off then, it would make those payments pay it twice; it is set off now against what
+                # is still open (conservative: interest runs until today; ADR 0014)
+                effective = day
             open_one = [(installment, liability.delivered_on, liability.limitation)]
             plan = _allocation(amount, effective, open_one, by_installment, (), rates,
                                interest_threshold(session, effective), None)

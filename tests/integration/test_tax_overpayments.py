@@ -203,3 +203,29 @@ def test_the_command_catches_up(runtime, database_url, tmp_path, overpaid):
     bad = subprocess.run([sys.executable, "-m", "platforma.cli", "taxes", "offset-overpayments", "--as-of", "2026-02-30"],
                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "RRRR-MM-DD" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_an_old_overpayment_found_late_never_overpays_an_installment_paid_since(runtime, create_taxpayer):
+    """A nadpłata from April (never set off: e.g. a ledger taken over from the domain system) and an
+    installment due in March that the taxpayer paid in full, with its interest, in December: a
+    payment posted then must not set the old nadpłata off in April against the installment (the
+    December payment would then have paid it twice, its principal going below zero). It stays an
+    overpayment, to be refunded or set off against what is still open."""
+    person = create_taxpayer()
+    with transaction(runtime.session_factory) as session:
+        assess(session, person.id, "A", 2025, [(D(2025, 3, 15), 87)], D(2025, 1, 2))
+        session.add(Posting(taxpayer_id=person.id, liability_id=None, installment_id=None, kind="nadplata",
+                            amount=Decimal("1.00"), value_date=D(2025, 4, 22), booked_on=D(2025, 4, 22),
+                            payment_ref="OLD", origin="import", source="local", source_key="OLD:1"))
+    day = D(2025, 12, 7)
+    with transaction(runtime.session_factory) as session:
+        owed = account(session, person.id, day)
+        ops.post_payment(session, taxpayer_id=person.id, amount=owed.zaleglosc + owed.odsetki + Decimal("1.00"), paid_on=day,
+                         payment_ref="DEC")
+    after = state(runtime, person.id, day)
+    assert after.zaleglosc == 0 and after.odsetki == 0
+    assert after.nadplata == Decimal("2.00")  # the old 1.00 and the 1.00 paid too much in December
+    with runtime.session_factory() as session:
+        rows = session.execute(sa.select(Posting.kind, Posting.amount).where(Posting.installment_id.is_not(None))).all()
+    principal = sum((a if k == "przypis" else -a if k == "wplata" else a for k, a in rows), Decimal(0))
+    assert principal == 0  # nothing paid twice
