@@ -178,7 +178,8 @@ def gunicorn(args: argparse.Namespace, config: Path, database: str, extra_env: d
     command = [
         str(Path(sys.executable).parent / "gunicorn"), "--bind", f"127.0.0.1:{port}",
         "--workers", str(args.workers), "--worker-class", args.worker_class, "--threads", str(args.threads),
-        "--keep-alive", "5", "--log-level", "warning", "--error-logfile", str(errors), "platforma.wsgi:app",
+        "--keep-alive", "5", "--log-level", "warning", "--error-logfile", str(errors), *(
+            ["--reuse-port"] if getattr(args, "reuse_port", True) else []), "platforma.wsgi:app",
     ]
     log(f"starting {' '.join(command[1:])}")
     # the app's own error log (an unhandled error's traceback) goes to the same file as gunicorn's
@@ -340,12 +341,17 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--database", required=True, help="the generated gmina (postgresql://...)")
     parser.add_argument("--connections", type=int, default=32, help="concurrent connections (default 32)")
     parser.add_argument("--duration", type=float, default=20, help="seconds measured per page (default 20)")
-    parser.add_argument("--warmup", type=float, default=5, help="seconds of warm-up per page, not measured (default 5)")
+    parser.add_argument("--warmup", type=float, default=15,
+                        help="seconds of warm-up per page, not measured (default 15: each worker renders each "
+                             "resident's page once before the measurement, as a server in use has)")
     parser.add_argument("--rounds", type=int, default=1, help="measure the three pages this many times in turn")
     parser.add_argument("--sessions", type=int, default=200, help="residents signed in, each with its own taxpayer")
     parser.add_argument("--workers", type=int, default=4, help="gunicorn workers (default 4 for 2 CPUs)")
     parser.add_argument("--threads", type=int, default=4, help="threads per gunicorn worker (default 4)")
     parser.add_argument("--worker-class", default="gthread", help="gunicorn worker class (default gthread)")
+    parser.add_argument("--no-reuse-port", dest="reuse_port", action="store_false",
+                        help="one listening socket shared by the workers (default: each its own, SO_REUSEPORT, "
+                             "as deploy/gunicorn.conf.py sets: the kernel spreads the connections)")
     parser.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: a free one)")
     parser.add_argument("--wrk", default=shutil.which("wrk") or "wrk", help="the wrk binary (apt-get install wrk)")
     parser.add_argument("--wrk-threads", type=int, default=1, help="wrk threads (default 1)")

@@ -310,6 +310,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--workers", type=int, default=4, help="gunicorn workers (default 4, as bench.account_page)")
     parser.add_argument("--threads", type=int, default=4, help="threads per gunicorn worker (default 4)")
     parser.add_argument("--worker-class", default="gthread", help="gunicorn worker class (default gthread)")
+    parser.add_argument("--no-reuse-port", dest="reuse_port", action="store_false",
+                        help="one listening socket shared by the workers (default: each its own, SO_REUSEPORT, "
+                             "as deploy/gunicorn.conf.py sets: the kernel spreads the connections)")
     parser.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: a free one)")
     parser.add_argument("--wrk", default=shutil.which("wrk") or "wrk", help="the wrk binary (apt-get install wrk)")
     parser.add_argument("--wrk-cpu", type=int, default=(os.cpu_count() or 1) - 1,

@@ -7,13 +7,14 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Callable, Mapping
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from platforma.config import Settings
-from platforma.core.db import transaction, utcnow
+from platforma.core.db import DriverQuery, transaction, utcnow
 from platforma.core.registry import registry
 from platforma.core.runtime import Runtime
 from platforma.payments import operations
@@ -140,21 +141,28 @@ def handle_notification(runtime: Runtime, gateway_id: str, headers: Mapping[str,
     return gateway.acknowledge_reports(results)
 
 
+#: what a notification needs to know before deciding anything: read outside a transaction (money.Money
+#: keeps integer grosze)
+_PAYMENT_STATE = DriverQuery(
+    "SELECT amount, state, gateway_txn_id FROM payment WHERE reference = :reference AND gateway = :gateway",
+    ("amount", "state", "gateway_txn_id"))
+
+
 def _record_report(runtime: Runtime, gateway: PaymentGateway, gateway_id: str, report: GatewayReport) -> bool:
     """One payment's report: confirmed with the gateway where it must be (outside any transaction),
     then recorded. False: a temporary failure, the gateway must send it again."""
     label = f"bramka {gateway_id}: płatność {report.reference}"
     try:
-        with transaction(runtime.session_factory) as session:
-            payment = session.scalars(sa.select(Payment).where(
-                Payment.reference == report.reference, Payment.gateway == gateway_id)).one_or_none()
-            if payment is None:
-                log.warning("bramka %s: powiadomienie o nieznanej płatności %s", gateway_id, report.reference)
-                return True
-            expected, state = payment.amount, payment.state
-    except sa.exc.OperationalError as exc:
+        found = _PAYMENT_STATE.read(runtime.engine, reference=report.reference, gateway=gateway_id)
+    except (sa.exc.OperationalError, sa.exc.DBAPIError) as exc:
         log.error("%s: błąd bazy danych, bramka ponowi: %s", label, exc)
         return False
+    if found is None:
+        log.warning("bramka %s: powiadomienie o nieznanej płatności %s", gateway_id, report.reference)
+        return True
+    expected, state = Decimal(found.amount) / 100, found.state
+    if state == "confirmed" and report.outcome == "confirmed" and report.gateway_txn_id in (None, found.gateway_txn_id):
+        return True  # the same confirmation again (the gateway repeats itself): nothing to change
     if report.outcome == "confirmed" and state != "confirmed":
         try:
             report = gateway.confirm(report, expected)

@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from platforma.core.db import utcnow
 from platforma.payments.gateways.base import GatewayReport, RefundReport, Registration
@@ -119,7 +120,9 @@ def move(session: Session, payment: Payment, to_state: str, actor: str, kind: st
     if result.rowcount != 1:
         session.refresh(payment)
         return False
-    session.refresh(payment)
+    # what the UPDATE wrote, without reading the row again
+    for key, value in {"state": to_state, "updated_at": now, **values}.items():
+        set_committed_value(payment, key, value)
     add_event(session, payment, kind, actor, from_state=from_state, to_state=to_state, details=details)
     return True
 
@@ -214,12 +217,15 @@ def post_confirmed(session: Session, payment: Payment) -> None:
         source=payment.gateway,
     )
     if not posted.repeated:
-        session.execute(sa.update(Payment).where(Payment.id == payment.id).values(posted_at=utcnow())
+        now = utcnow()
+        session.execute(sa.update(Payment).where(Payment.id == payment.id).values(posted_at=now)
                         .execution_options(synchronize_session=False))
+        set_committed_value(payment, "posted_at", now)
         add_event(session, payment, "posted", "system", details={
             "overpayment": posted.overpayment, "costs": posted.costs,
             "parts": [{"installment": p.key, "principal": p.principal, "interest": p.interest} for p in posted.parts]})
-    session.refresh(payment)
+    else:
+        session.refresh(payment)
 
 
 def expire_or_query_due(session: Session, older_than: dt.datetime, limit: int = 500) -> list[tuple[int, str, str, str | None]]:

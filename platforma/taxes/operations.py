@@ -203,8 +203,10 @@ def post_payment(
     for row in _payment_rows(payment, plan):
         session.add(Posting(**row))
     session.flush()
-    if plan.overpayment > 0:
-        offset_overpayments(session, taxpayer_id=taxpayer_id, as_of=paid_on)  # art. 76 §1 OP
+    if plan.overpayment > 0 and designated_installment_ids:
+        # art. 76 §1 OP. Only a designated payment can leave an overpayment while something is open: an
+        # undesignated one pays everything open, oldest first (art. 62 §1), before anything is left over
+        offset_overpayments(session, taxpayer_id=taxpayer_id, as_of=paid_on)
     return PostedPayment(payment_ref, plan.parts, plan.overpayment, plan.costs, repeated=False)
 
 

@@ -7,6 +7,7 @@ says, in a few index probes, whether anything an account shows may have changed 
 """
 from __future__ import annotations
 
+
 import datetime as dt
 from collections import defaultdict
 from dataclasses import dataclass
@@ -56,23 +57,27 @@ def limitation_of(session: Session, liability_ids: list[int]) -> dict[int, tuple
         .order_by(LimitationRecord.id)).all())
 
 
-def _liability_rows(session: Session, condition: sa.ColumnElement[bool]) -> list[LiabilityRecord]:
+def _liability_statements(condition: sa.ColumnElement[bool]) -> tuple[sa.Select, sa.Select]:
+    rows = (sa.select(*_LIABILITY_COLUMNS)
+            .outerjoin(Decision, Decision.id == Liability.decision_id)
+            .outerjoin(Installment, Installment.liability_id == Liability.id)
+            .where(condition).order_by(Liability.id, Installment.number))
+    parties = (sa.select(LiabilityParty.liability_id, LiabilityParty.taxpayer_id)
+               .where(LiabilityParty.liability_id.in_(_liability_subquery(condition)))
+               .order_by(LiabilityParty.liability_id, LiabilityParty.role.desc(), LiabilityParty.id))  # "principal" first
+    return rows, parties
+
+
+def _liability_rows(session: Session, condition: sa.ColumnElement[bool], params: dict[str, Any] | None = None,
+                    statements: tuple[sa.Select, sa.Select] | None = None) -> list[LiabilityRecord]:
     """Liabilities with their decision and installments in one query (a row per installment), then
-    their parties (the principal first) in a second."""
-    rows = session.execute(
-        sa.select(*_LIABILITY_COLUMNS)
-        .outerjoin(Decision, Decision.id == Liability.decision_id)
-        .outerjoin(Installment, Installment.liability_id == Liability.id)
-        .where(condition).order_by(Liability.id, Installment.number)
-    ).all()
+    their parties (the principal first) in a second (`statements`: the two built beforehand)."""
+    statements = statements or _liability_statements(condition)
+    rows = session.execute(statements[0], params).all()
     if not rows:
         return []
     parties: dict[int, list[int]] = defaultdict(list)
-    for liability_id, party_id in session.execute(
-        sa.select(LiabilityParty.liability_id, LiabilityParty.taxpayer_id)
-        .where(LiabilityParty.liability_id.in_(_liability_subquery(condition)))
-        .order_by(LiabilityParty.liability_id, LiabilityParty.role.desc(), LiabilityParty.id)  # "principal" first
-    ):
+    for liability_id, party_id in session.execute(statements[1], params):
         parties[liability_id].append(party_id)
     limitation = limitation_of(session, sorted({row.id for row in rows if row.has_limitation}))
     records: list[LiabilityRecord] = []
@@ -129,14 +134,23 @@ def _account_postings(taxpayer_id: int) -> sa.CompoundSelect:
     return sa.union_all(shared, loose)
 
 
+#: the statements of `account_records`, built once with the taxpayer as a parameter (building them
+#: anew for every payment posted cost as much as running them)
+_ACCOUNT_TAXPAYER = sa.bindparam("account_taxpayer_id", type_=sa.Integer)
+_ACCOUNT_LIABILITIES = Liability.id.in_(_liabilities_of(_ACCOUNT_TAXPAYER))
+_ACCOUNT_POSTINGS = _account_postings(_ACCOUNT_TAXPAYER).subquery()
+_ACCOUNT_POSTINGS_ORDERED = sa.select(_ACCOUNT_POSTINGS).order_by(_ACCOUNT_POSTINGS.c.value_date,
+                                                                  _ACCOUNT_POSTINGS.c.id)
+_ACCOUNT_STATEMENTS = _liability_statements(_ACCOUNT_LIABILITIES)
+
+
 def account_records(session: Session, taxpayer_id: int) -> tuple[list[LiabilityRecord], list[PostingRecord]]:
     """Every liability of the taxpayer (newest year first, then kind) and every posting that concerns
     the account, in date order (future-dated ones too: the caller decides the day)."""
-    liabilities = _liability_rows(session, Liability.id.in_(_liabilities_of(taxpayer_id)))
-    postings = _account_postings(taxpayer_id).subquery()
-    ordered = sa.select(postings).order_by(postings.c.value_date, postings.c.id)
+    params = {"account_taxpayer_id": taxpayer_id}
+    liabilities = _liability_rows(session, _ACCOUNT_LIABILITIES, params, _ACCOUNT_STATEMENTS)
     return (sorted(liabilities, key=lambda l: (-l.year, l.tax_kind, l.id)),
-            [PostingRecord(*row) for row in session.execute(ordered)])
+            [PostingRecord(*row) for row in session.execute(_ACCOUNT_POSTINGS_ORDERED, params)])
 
 
 def account(session: Session, taxpayer_id: int, day: dt.date) -> AccountState:
