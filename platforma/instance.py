@@ -47,6 +47,13 @@ name = "Rachunek podatków i opłat lokalnych"
 nrb = "{nrb}"
 purpose = "podatki i opłaty lokalne"
 
+# rachunek opłaty skarbowej: pokazywany przy wnioskach o zaświadczenie (cel musi zawierać „skarbow”);
+# bez niego opłatę skarbową płaci się online albo w kasie, nigdy na rachunek podatków
+# [[gmina.bank_accounts]]
+# name = "Rachunek opłaty skarbowej"
+# nrb = "..."
+# purpose = "opłata skarbowa"
+
 [server]
 # wygenerowany losowo; nie udostępniaj go. Zmiana wyloguje wszystkich.
 secret_key = "{secret_key}"

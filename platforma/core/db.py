@@ -249,67 +249,97 @@ class DriverQuery:
         return self.row(*found)
 
 
+class _Reader:
+    """One reader connection; closed when dropped, when its engine is disposed, or when the thread that
+    held it is gone (its thread-local slot is freed, and this object with it)."""
+
+    __slots__ = ("fairy", "connection", "__weakref__")
+
+    def __init__(self, fairy: Any, connection: Any) -> None:
+        self.fairy = fairy  # the pool's wrapper, detached: kept so that the pool's bookkeeping stays whole
+        self.connection = connection
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.connection.close()
+
+    def __del__(self) -> None:
+        self.close()
+
+
 class _Readers:
     """One autocommit connection per thread and engine, kept outside the pool, for `DriverQuery.read`.
 
     The pool's checkout, return and the switch to autocommit and back cost a third of such a read;
     a worker thread serves one request at a time, so its own connection is never shared. A connection
     found broken (the server restarted) is dropped and the read tried once more on a new one; an
-    engine's readers are closed when it is disposed, and a forked child forgets its parent's.
+    engine's readers are closed when it is disposed, a thread's when the thread ends (servers that start
+    a thread per request), and a forked child forgets its parent's.
     """
 
     def __init__(self) -> None:
         self.local = threading.local()
         self.lock = threading.Lock()
-        #: engine -> every reader connection made for it, in any thread (to close them with it)
-        self.made: weakref.WeakKeyDictionary[Engine, list[Any]] = weakref.WeakKeyDictionary()
+        #: engine -> the readers made for it and still alive, in any thread (to close them with it)
+        self.made: weakref.WeakKeyDictionary[Engine, weakref.WeakSet[_Reader]] = weakref.WeakKeyDictionary()
 
     def fetchone(self, engine: Engine, sql: str, params: dict[str, Any]) -> Any:
         for attempt in (1, 2):
-            connection = self._connection(engine)
+            reader = self._reader(engine)
             try:
-                return connection.execute(sql, params, prepare=True).fetchone()
+                return reader.connection.execute(sql, params, prepare=True).fetchone()
             except engine.dialect.loaded_dbapi.OperationalError:
-                self._drop(engine, connection)
-                if attempt == 2 or not connection.closed:
+                broken = reader.connection.broken or reader.connection.closed
+                self._drop(engine, reader)
+                # a query that failed on a live connection (e.g. a statement timeout) is not read twice
+                if attempt == 2 or not broken:
                     raise
         raise AssertionError("unreachable")
 
-    def _connection(self, engine: Engine) -> Any:
-        mine = self.local.__dict__.setdefault("connections", weakref.WeakKeyDictionary())
-        held = mine.get(engine)
-        if held is None or held[1].closed:
+    def _reader(self, engine: Engine) -> _Reader:
+        mine = self.local.__dict__.setdefault("readers", weakref.WeakKeyDictionary())
+        reader = mine.get(engine)
+        if reader is None or reader.connection.closed:
             fairy = engine.raw_connection()
             connection = fairy.driver_connection
             fairy.detach()  # ours from now on: not counted in, nor returned to, the pool
             connection.autocommit = True
-            held = mine[engine] = (fairy, connection)  # the pool's wrapper is kept with it
+            reader = mine[engine] = _Reader(fairy, connection)
             with self.lock:
                 if engine not in self.made:
-                    self.made[engine] = []
+                    self.made[engine] = weakref.WeakSet()
                     event.listen(engine, "engine_disposed", self._close_all)
-                self.made[engine].append(connection)
-        return held[1]
+                self.made[engine].add(reader)
+        return reader
 
-    def _drop(self, engine: Engine, connection: Any) -> None:
-        self.local.__dict__.get("connections", {}).pop(engine, None)
+    def _drop(self, engine: Engine, reader: _Reader) -> None:
+        self.local.__dict__.get("readers", {}).pop(engine, None)
         with self.lock:
-            if connection in self.made.get(engine, []):
-                self.made[engine].remove(connection)
-        with contextlib.suppress(Exception):
-            connection.close()
+            self.made.get(engine, weakref.WeakSet()).discard(reader)
+        reader.close()
 
     def _close_all(self, engine: Engine) -> None:
         with self.lock:
-            connections = self.made.pop(engine, [])
-        for connection in connections:
-            with contextlib.suppress(Exception):
-                connection.close()
+            readers = list(self.made.pop(engine, ()))
+        for reader in readers:
+            reader.close()
 
     def forget(self) -> None:
         """In a forked child: the parent's connections are not ours to use (nor to close)."""
+        for readers in self.made.values():
+            for reader in list(readers):
+                reader.connection = _Forgotten()
         self.local = threading.local()
         self.made = weakref.WeakKeyDictionary()
+
+
+class _Forgotten:
+    """A parent's connection seen from a forked child: closing it must not close the parent's socket."""
+
+    closed = True
+
+    def close(self) -> None:
+        pass
 
 
 _READERS = _Readers()

@@ -87,6 +87,8 @@ def _sign_pdf(document: bytes, key_pem: bytes, chain_pem: bytes) -> bytes:
     from pyhanko.sign.fields import SigSeedSubFilter
     from pyhanko_certvalidator.registry import SimpleCertificateStore
 
+    from platforma.esign.pades import outside_event_loop
+
     certificates = [asn1_x509.Certificate.load(der) for _, _, der in asn1_pem.unarmor(chain_pem, multiple=True)]
     key = serialization.load_pem_private_key(key_pem, password=None)
     key_info = asn1_keys.PrivateKeyInfo.load(key.private_bytes(serialization.Encoding.DER,
@@ -95,5 +97,5 @@ def _sign_pdf(document: bytes, key_pem: bytes, chain_pem: bytes) -> bytes:
     signer = signers.SimpleSigner(signing_cert=certificates[0], signing_key=key_info,
                                   cert_registry=SimpleCertificateStore.from_certs(certificates))
     meta = signers.PdfSignatureMetadata(field_name="Podpis", md_algorithm="sha256", subfilter=SigSeedSubFilter.PADES)
-    output = signers.sign_pdf(IncrementalPdfFileWriter(io.BytesIO(document)), meta, signer=signer)
+    output = outside_event_loop(signers.sign_pdf, IncrementalPdfFileWriter(io.BytesIO(document)), meta, signer=signer)
     return output.getvalue()

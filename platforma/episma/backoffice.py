@@ -73,7 +73,7 @@ def _departments(*, active_only: bool = True) -> list[Department]:
 
 
 def _detail(letter: Letter, *, errors: dict[str, str] | None = None, reply_form: dict | None = None, status: int = 200):
-    view = queries.filed_letter(db(), letter)
+    view = queries.filed_letter(db(), letter, ops.limits(runtime().settings).signed_document)
     staff = list(db().scalars(sa.select(User).where(User.role.in_(("clerk", "admin")), User.is_active.is_(True))
                               .order_by(User.full_name)))
     codes = list(db().scalars(sa.select(FileCode).where(FileCode.active.is_(True)).order_by(FileCode.code)))

@@ -14,9 +14,9 @@ from platforma.episma.rules import read_receipt
 
 
 def _pdf(template: str, **context) -> bytes:
-    from weasyprint import HTML  # imported here: only PDF pages need it
+    from platforma.web.pdf import html_to_pdf
 
-    return HTML(string=render_template(template, **context)).write_pdf(pdf_variant="pdf/ua-1")
+    return html_to_pdf(render_template(template, **context))
 
 
 def receipt_pdf(letter: Letter, sealed: bytes, settings) -> bytes:

@@ -55,11 +55,22 @@ def settle_fee(session: Session, payment) -> bool:
     return True
 
 
+def settle_fee_refund(session: Session, payment, refund) -> bool:
+    """True when the refunded payment is a letter's stamp duty: the refund goes into the letter's history
+    (the duty is then unpaid again), never into the taxpayer's tax ledger."""
+    letter_id = session.scalar(sa.select(LetterFee.letter_id).where(LetterFee.payment_id == payment.id))
+    if letter_id is None:
+        return False
+    session.add(LetterEvent(letter_id=letter_id, kind="fee_refunded",
+                            details={"payment": payment.reference, "amount": str(refund.amount),
+                                     "refund": refund.gateway_refund_id}))
+    return True
+
+
 def fee_paid(session: Session, letter: Letter) -> bool:
     from platforma.payments.models import Payment
 
-    return session.scalar(sa.select(sa.func.count(LetterFee.id)).join(Payment, Payment.id == LetterFee.payment_id)
-                          .where(LetterFee.letter_id == letter.id, Payment.state == "confirmed")) > 0
+    return amount_paid(session, letter) >= letter.stamp_duty
 
 
 def fee_payments(session: Session, letter: Letter) -> list:
@@ -70,4 +81,10 @@ def fee_payments(session: Session, letter: Letter) -> list:
 
 
 def amount_paid(session: Session, letter: Letter) -> Decimal:
-    return sum((p.amount for p in fee_payments(session, letter) if p.state == "confirmed"), Decimal("0"))
+    """What the confirmed payments of the letter's stamp duty brought in, less what was refunded."""
+    from platforma.payments.models import PaymentRefund
+
+    payments = [p for p in fee_payments(session, letter) if p.state == "confirmed"]
+    refunded = session.scalars(sa.select(PaymentRefund.amount).where(
+        PaymentRefund.payment_id.in_([p.id for p in payments] or [0]), PaymentRefund.state == "completed")).all()
+    return sum((p.amount for p in payments), Decimal("0.00")) - sum(refunded, Decimal("0.00"))

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+from cryptography import x509
 from sqlalchemy.orm import Session
 
 from platforma.accounts.models import User
@@ -280,9 +281,14 @@ def verify_upload(runtime: Runtime, letter: Letter, upload: bytes, *, now: dt.da
             report = verify_document(upload, trust_anchors=anchors, at=now, max_bytes=max_bytes)
     except SignatureError as exc:
         raise LetterError(f"Nie można odczytać podpisanego dokumentu: {exc}.") from None
+    except (ValueError, x509.DuplicateExtension, x509.UnsupportedGeneralNameType) as exc:
+        # a certificate that loads but cannot be read through (e.g. an extension twice)
+        log.warning("nieczytelny certyfikat w podpisanym dokumencie: %s", exc)
+        raise LetterError("Certyfikat podpisu jest nieczytelny; podpisu nie można sprawdzić.") from None
     if not report.valid:
         raise LetterError("Podpis dokumentu nie został przyjęty.", *report.errors)
     parsed = None
+    files: dict[str, bytes] = {}
     try:
         if is_pdf:
             try:
@@ -300,10 +306,30 @@ def verify_upload(runtime: Runtime, letter: Letter, upload: bytes, *, now: dt.da
     except FormDocumentError as exc:
         raise LetterError(f"Podpisany dokument nie jest poprawnym formularzem: {exc}") from None
     warnings = list(report.warnings)
-    if parsed is not None:
-        _check_parsed(runtime, letter, parsed)
-        warnings += _signer_warnings(parsed, report)
+    try:
+        if parsed is not None:
+            _check_parsed(runtime, letter, parsed)
+            warnings += _signer_warnings(parsed, report)
+        else:  # a signed PDF written elsewhere (pismo ogólne): what it carries, and who signed it
+            _check_embedded(runtime, files)
+            warnings += _free_pdf_warnings(report)
+    except rules.AttachmentRefused as exc:
+        raise LetterError(str(exc)) from None
     return Verified("pades" if is_pdf else "xades", report, parsed, warnings)
+
+
+def _check_embedded(runtime: Runtime, files: dict[str, bytes]) -> None:
+    """The files a free-form signed PDF carries obey the attachment rules, as attachments of a form do."""
+    limit = limits(runtime.settings)
+    if len(files) > limit.count or sum(len(c) for c in files.values()) > limit.total:
+        raise LetterError(f"Dokument PDF może zawierać najwyżej {limit.count} plików o łącznej wielkości {limit.total_mb}.")
+    for name, content in files.items():
+        rules.check_attachment(name, content, allowed=limit.kinds, max_bytes=limit.one)
+
+
+def _free_pdf_warnings(report) -> list[str]:
+    return ["Pismo to podpisany dokument PDF przygotowany poza platformą: urząd sprawdza, kto go podpisał, "
+            "i czy podpisujący działa we własnym imieniu."]
 
 
 def _check_parsed(runtime: Runtime, letter: Letter, parsed) -> None:
@@ -372,16 +398,19 @@ def file_letter(session: Session, runtime: Runtime, letter: Letter, upload: byte
                    size=len(report.signed_content), sha256=rules.sha256_hex(report.signed_content),
                    content=report.signed_content),
     ]
+    limit = limits(runtime.settings)
     for attachment in parsed.attachments if parsed is not None else ():
+        kind = rules.check_attachment(attachment.filename, attachment.content, allowed=limit.kinds, max_bytes=limit.one)
         files.append(LetterFile(letter_id=letter.id, role="attachment", filename=rules.safe_filename(attachment.filename),
-                                content_type=attachment.content_type, size=attachment.size, sha256=attachment.sha256,
+                                content_type=kind.content_type, size=attachment.size, sha256=attachment.sha256,
                                 content=attachment.content))
     session.add_all(files)
     session.execute(sa.delete(DraftAttachment).where(DraftAttachment.letter_id == letter.id))
 
     form = get_form(letter.form_code)
     data = dict(parsed.data) if parsed is not None else dict(letter.data)
-    title = parsed.title if parsed is not None else letter.title
+    # a free-form signed PDF: the title is the resident's label (the signature covers the PDF, the UPO its digest)
+    title = parsed.title if parsed is not None else f"{letter.title} (podpisany dokument PDF)"
     duty = form.stamp_duty(session, data, now.astimezone(rules.WARSAW).date()) if form.stamp_duty_setting else None
     signer = report.signer
     year = now.astimezone(rules.WARSAW).year
@@ -619,6 +648,7 @@ def request_export(session: Session, runtime: Runtime, letter: Letter, sink_id: 
         if existing.status == "failed":
             existing.status = "pending"
             existing.last_error = ""
+            existing.attempts = 0
             enqueue(session, runtime, "episma.export", {"export_id": existing.id})
         return existing
     export = LetterExport(letter_id=letter.id, sink=sink_id, requested_by_id=actor.id if actor else None)

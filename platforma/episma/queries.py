@@ -71,7 +71,7 @@ class FiledLetter:
         return next((f for f in self.files if f.role == "receipt"), None)
 
 
-def signed_xml(session: Session, letter: Letter) -> bytes | None:
+def signed_xml(session: Session, letter: Letter, max_bytes: int) -> bytes | None:
     """The form's XML that the signature covers: the content itself (XAdES) or the XML embedded in the
     signed revision of the PDF (PAdES); None for a free-form signed PDF."""
     content = file_content(session, letter, "content")
@@ -79,14 +79,15 @@ def signed_xml(session: Session, letter: Letter) -> bytes | None:
         return content
     from platforma.esign.pades import embedded_files
 
-    # the stored revision was read once already when it was filed: the same bound applies
-    return embedded_files(content, max_bytes=max(len(content), 1)).get(f"{letter.form_code}.xml")
+    # the bound of the filing (the signed document's limit): embedded files are compressed, so the PDF's own
+    # size is no bound on what they hold
+    return embedded_files(content, max_bytes=max(max_bytes, len(content))).get(f"{letter.form_code}.xml")
 
 
-def filed_letter(session: Session, letter: Letter) -> FiledLetter:
+def filed_letter(session: Session, letter: Letter, max_bytes: int) -> FiledLetter:
     from platforma.episma.forms import parse_letter
 
-    xml = signed_xml(session, letter)
+    xml = signed_xml(session, letter, max_bytes)
     parsed = parse_letter(xml) if xml is not None else None
     files = list(session.scalars(sa.select(LetterFile).where(LetterFile.letter_id == letter.id,
                                                              LetterFile.reply_id.is_(None)).order_by(LetterFile.id)))
@@ -154,9 +155,9 @@ def stamp_duty_state(session: Session, letter: Letter) -> StampDuty | None:
     """The stamp duty of a filed letter and whether its online payment is confirmed."""
     if letter.stamp_duty is None or letter.status == "draft":
         return None
-    from platforma.episma.fees import fee_payments
+    from platforma.episma.fees import fee_paid, fee_payments
 
     payments = fee_payments(session, letter)
-    paid = any(p.state == "confirmed" for p in payments)
+    paid = fee_paid(session, letter)
     pending = next((p.reference for p in reversed(payments) if p.state in ("created", "pending")), None)
     return StampDuty(letter.stamp_duty, paid, pending)

@@ -268,13 +268,22 @@ def receipt_xml(data: ReceiptData) -> bytes:
     return xml
 
 
+_NOT_IN_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def xml_text(value: str) -> str:
+    """The text without the characters XML 1.0 cannot hold (control characters in a name typed years ago
+    must not stop a receipt from being issued)."""
+    return _NOT_IN_XML.sub("", value)
+
+
 def _element(name: str, children, attrs) -> etree._Element:
     element = etree.Element(f"{{{UPO_NAMESPACE}}}{name}", nsmap={"upo": UPO_NAMESPACE})
     for key, value in attrs.items():
-        element.set(key, value)
+        element.set(key, xml_text(value))
     for child in children:
         if isinstance(child, str):
-            element.text = child
+            element.text = xml_text(child)
         else:
             element.append(child)
     return element

@@ -165,7 +165,7 @@ def build_package(session, runtime: Runtime, letter) -> ExportPackage:
     for f in files:
         if f.role == "attachment":
             number += 1
-            path = f"zalaczniki/{number:02d}-{f.filename}"
+            path = f"zalaczniki/{_within_bytes(f'{number:02d}-{f.filename}', 200)}"
         else:
             base = {"signed": "dokument", "content": "tresc", "receipt": "upo"}[f.role]
             path = f"{base}.{_EXTENSION.get(f.content_type, 'bin')}"
@@ -175,6 +175,19 @@ def build_package(session, runtime: Runtime, letter) -> ExportPackage:
     metadata = package_metadata(runtime, letter, author, department, items)
     name = f"{_safe(letter.registration_number)}_{letter.document_id}"
     return ExportPackage(name=name, metadata=metadata, files=tuple(items))
+
+
+def _within_bytes(name: str, limit: int) -> str:
+    """The name shortened (keeping its extension) to at most `limit` bytes of UTF-8: file systems count
+    bytes (255), and a Polish name of 200 characters may take 400."""
+    if len(name.encode()) <= limit:
+        return name
+    stem, dot, ext = name.rpartition(".")
+    ext = dot + ext if dot and len(ext.encode()) <= 16 else ""
+    stem = stem if ext else name
+    while len((stem + ext).encode()) > limit:
+        stem = stem[:-1]
+    return stem + ext
 
 
 def _safe(text: str) -> str:
@@ -189,9 +202,9 @@ def package_metadata(runtime: Runtime, letter, author, department, items: list[P
     def E(name: str, text: Any = None, **attrs: str) -> etree._Element:
         element = etree.Element(f"{{{EXPORT_NAMESPACE}}}{name}", nsmap={"e": EXPORT_NAMESPACE})
         for key, value in attrs.items():
-            element.set(key, value)
+            element.set(key, rules.xml_text(value))
         if text is not None:
-            element.text = str(text)
+            element.text = rules.xml_text(str(text))
         return element
 
     def add(parent: etree._Element, name: str, text: Any = None, **attrs: str) -> etree._Element:

@@ -51,6 +51,7 @@ EVENT_LABELS = {
     "reply_read": _l("Odebrano odpowiedź"),
     "export": _l("Przekazano do systemu obiegu dokumentów"),
     "fee_paid": _l("Opłata skarbowa zapłacona"),
+    "fee_refunded": _l("Opłata skarbowa zwrócona przez operatora płatności"),
 }
 
 
@@ -98,6 +99,13 @@ def _letter(letter_id: int, *, draft: bool = False) -> Letter:
     return letter
 
 
+def _acting_for(letter: Letter) -> None:
+    """A draft written for a taxpayer is prepared and filed only while the author may still act for them."""
+    if letter.taxpayer_id is not None and _access_to(letter.taxpayer_id) is None:
+        raise ops.LetterError(_("Nie możesz już działać w imieniu podatnika wskazanego w tym piśmie. Zmień pismo "
+                                "albo skontaktuj się z urzędem."))
+
+
 class _Redirect(Exception):
     def __init__(self, location: str):
         self.location = location
@@ -111,7 +119,8 @@ def _redirect(exc: _Redirect):
 @bp.errorhandler(ops.LetterError)
 def _letter_error(exc: ops.LetterError):
     flash(" ".join(exc.reasons), "info")
-    return redirect(request.referrer or url_for("episma.mine"))
+    letter_id = (request.view_args or {}).get("letter_id")
+    return redirect(url_for("episma.letter", letter_id=letter_id) if letter_id else url_for("episma.mine"))
 
 
 # -- pages ---------------------------------------------------------------------------------------------
@@ -186,10 +195,12 @@ def _edit(form, letter: Letter | None):
             web_form = form.web_form(MultiDict(form.form_data(form.prefill(taxpayer, g.user, db(), today_warsaw()))))
             chosen = str(taxpayer_id or "")
         taxpayer_error = None
-    hint_taxpayer = db().get(Taxpayer, int(chosen)) if chosen and chosen.isdigit() else None
+    # hints (the overpayment, the arrears, the properties) only for a taxpayer the user may act for
+    accepted, _error = _taxpayer_choice(links, chosen)
+    hint_taxpayer = db().get(Taxpayer, accepted) if accepted is not None else None
     return render_template("episma/edit.html", letter_form=form, form=web_form, letter=letter, links=links,
                            chosen=chosen, taxpayer_error=taxpayer_error,
-                           form_hints=form.hints(db(), hint_taxpayer, today_warsaw()))
+                           form_hints=form.hints(db(), hint_taxpayer, today_warsaw())), 400 if request.method == "POST" else 200
 
 
 def _title(form, data: dict) -> str:
@@ -216,7 +227,7 @@ def letter(letter_id: int):
     letter = _letter(letter_id)
     if letter.status == "draft":
         return _draft_page(letter)
-    view = queries.filed_letter(db(), letter)
+    view = queries.filed_letter(db(), letter, ops.limits(runtime().settings).signed_document)
     audit.record(db(), "letter.viewed", actor=g.user, object_type="letter", object_id=letter.id,
                  taxpayer_id=letter.taxpayer_id, ip=client_ip(), user_agent=user_agent())
     fee = queries.stamp_duty_state(db(), letter)
@@ -300,6 +311,7 @@ def draft_attachment(letter_id: int, attachment_id: int):
 @requires(Permission.RESIDENT_AREA)
 def document_xml(letter_id: int):
     letter = _letter(letter_id, draft=True)
+    _acting_for(letter)
     xml = ops.document_to_sign(db(), runtime().settings, letter, g.user)
     return _download(xml, f"{letter.form_code}-{letter.document_id[:8]}.xml", "application/xml")
 
@@ -310,6 +322,7 @@ def document_pdf(letter_id: int):
     from platforma.episma.forms import parse_letter, render_letter_pdf
 
     letter = _letter(letter_id, draft=True)
+    _acting_for(letter)
     xml = ops.document_to_sign(db(), runtime().settings, letter, g.user)
     pdf = render_letter_pdf(parse_letter(xml), xml)
     return _download(pdf, f"{letter.form_code}-{letter.document_id[:8]}.pdf", "application/pdf")
@@ -321,6 +334,10 @@ def sign(letter_id: int, method_id: str):
     """A signing method's step: an upload form posts here; a browser-integrated signer returns here."""
     letter = _letter(letter_id, draft=True)
     method = signing.method(runtime(), letter, method_id) or abort(404)
+    try:
+        _acting_for(letter)
+    except ops.LetterError as exc:
+        return _draft_page(letter, upload_errors=exc.reasons)
     if request.method == "GET" and not method.returns_here:
         return redirect(url_for("episma.letter", letter_id=letter.id))
     try:
@@ -414,7 +431,7 @@ def content_pdf(letter_id: int):
 def render_content_pdf(letter: Letter) -> Response:
     from platforma.episma.forms import parse_letter, render_letter_pdf
 
-    view = queries.filed_letter(db(), letter)
+    view = queries.filed_letter(db(), letter, ops.limits(runtime().settings).signed_document)
     if view.parsed is None:  # a free-form signed PDF is its own rendering
         content = queries.file_content(db(), letter, "content")
         return _download(content, f"pismo-{letter.id}.pdf", "application/pdf")
@@ -460,9 +477,10 @@ def reply_file(letter_id: int, reply_id: int, file_id: int):
 # -- the stamp duty ----------------------------------------------------------------------------------
 
 def _fee_account() -> tuple[str, str] | None:
-    """The gmina's account for the stamp duty (one whose purpose names it, else the first) and its name."""
+    """The gmina's account for the stamp duty: one of [[gmina.bank_accounts]] whose purpose names the
+    opłata skarbowa (never the taxes' account: a transfer there would be booked as a tax)."""
     accounts = runtime().settings.gmina.bank_accounts
-    chosen = next((a for a in accounts if "skarbow" in a.purpose.lower()), accounts[0] if accounts else None)
+    chosen = next((a for a in accounts if "skarbow" in a.purpose.lower()), None)
     return (chosen.nrb, chosen.name) if chosen else None
 
 
@@ -484,7 +502,10 @@ def fee(letter_id: int):
     if request.method == "POST" and not state.paid:
         gateway = request.form.get("gateway") or (next(iter(gateways)) if len(gateways) == 1 else "")
         key = (request.form.get("idempotency_key") or "")[:64]
-        if gateway not in gateways:
+        if state.pending_reference:
+            error = _("Poprzednia płatność tej opłaty czeka jeszcze na potwierdzenie operatora: sprawdź jej stan, "
+                      "zanim zapłacisz ponownie.")
+        elif gateway not in gateways:
             error = _("Wybierz operatora płatności.")
         elif len(key) < 16:
             error = _("Zacznij płatność od nowa.")

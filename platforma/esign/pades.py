@@ -28,6 +28,8 @@ bombs), bounds on revisions, objects and signatures, and any failure of the PDF 
 """
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import contextlib
 import datetime as dt
 import hashlib
@@ -36,6 +38,7 @@ import logging
 import re
 import warnings as python_warnings
 from dataclasses import dataclass, field
+from typing import Any, Callable, TypeVar
 
 from cryptography import x509
 from cryptography.utils import CryptographyDeprecationWarning
@@ -80,12 +83,28 @@ MAX_TREE_DEPTH = 32
 _PADES_SUBFILTERS = ("/ETSI.CAdES.detached", "/PBAD.PAdES")
 _CMS_SUBFILTERS = ("/adbe.pkcs7.detached",) + _PADES_SUBFILTERS
 #: ETSI TS 119 312: no MD5, no SHA-1; DSA (not ECDSA) is not used by Polish signers
+T = TypeVar("T")
+
 _WEAK = re.compile(r"md2|md5|sha1|(?:^|_)dsa$")
 
 
 def is_pdf(data: bytes) -> bool:
     """Whether ``data`` starts as a PDF file does (the header is at offset 0: ISO 32000-2, 7.5.2)."""
     return bytes(data[:5]) == b"%PDF-"
+
+
+def outside_event_loop(call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """``call(*args, **kwargs)``, on a short-lived thread of its own if this thread runs an asyncio loop.
+
+    pyHanko's synchronous signing API wraps its coroutines in ``asyncio.run``, which refuses to run
+    inside a running loop (an ASGI server's thread, a test process that drives a browser with
+    Playwright's sync API)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return call(*args, **kwargs)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(call, *args, **kwargs).result()
 
 
 # -- reading untrusted PDF bytes --------------------------------------------------------------------

@@ -349,8 +349,20 @@ def settle_refund(session: Session, payment: Payment, refund: PaymentRefund) -> 
                     payment.reference, refund.gateway_refund_id)
         return
     assert refund.refunded_on is not None
+    from platforma.episma.fees import settle_fee_refund
+
+    if settle_fee_refund(session, payment, refund):
+        # a letter's stamp duty never reached the tax ledger: its refund is recorded with the letter
+        session.execute(sa.update(PaymentRefund).where(PaymentRefund.id == refund.id)
+                        .values(settled_at=utcnow(), posted_amount=Decimal("0.00"))
+                        .execution_options(synchronize_session=False))
+        session.flush()
+        session.refresh(refund)
+        add_event(session, payment, "refund_posted", "system", details={
+            "refund_id": refund.gateway_refund_id, "stamp_duty": True, "refunded_on": refund.refunded_on})
+        return
     # the lock post_payment takes: a payment of the same taxpayer allocated meanwhile is seen whole
-    session.execute(sa.select(Taxpayer.id).where(Taxpayer.id == payment.taxpayer_id).with_for_update())
+    tax_operations.lock_accounts(session, [payment.taxpayer_id])
     days = {refund.refunded_on, max(refund.refunded_on, warsaw_today())}
     # a nadpłata spent later (set off against an installment) cannot be refunded again
     overpaid = min(account(session, payment.taxpayer_id, day).nadplata for day in days)

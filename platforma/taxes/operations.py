@@ -5,6 +5,7 @@ import datetime as dt
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -20,6 +21,9 @@ from platforma.taxes.models import (
 )
 from platforma.taxes.queries import account_records, limitation_of
 from platforma.taxes.settings import interest_threshold, rate_table
+
+
+WARSAW = ZoneInfo("Europe/Warsaw")
 
 
 class PostingError(ValueError):
@@ -161,6 +165,15 @@ def _allocation(
                 continue
             own = by_installment.get(installment.id, [])
             arrear, _assessed, _paid, _interest_paid = installment_arrear(installment, due, own, paid_on, rates, threshold)
+            last = max((p.value_date for p in own), default=paid_on)
+            if last > paid_on and (arrear.principal > 0 or arrear.interest_unpaid > 0):
+                # a payment dated before postings already made (a statement line arriving days after the
+                # day it was paid, after a set-off or another payment): it may pay only what is still
+                # open after all of them, or the installment would be paid twice
+                after_all, *_ = installment_arrear(installment, due, own, last, rates, threshold)
+                principal = min(arrear.principal, max(after_all.principal, ZERO))
+                settled = after_all.principal <= 0 and after_all.interest_unpaid <= 0
+                arrear = replace(arrear, principal=principal, interest_unpaid=ZERO if settled else arrear.interest_unpaid)
             if arrear.principal > 0 or (arrear.interest_unpaid > 0 and arrear.principal >= 0):
                 arrears.append(arrear)
                 liability_of[arrear.key] = installment.liability_id
@@ -168,6 +181,33 @@ def _allocation(
         allocation = rules.allocate_payment(remaining, paid_on, arrears, rates, threshold, designated)
         parts, overpayment = allocation.parts, allocation.overpayment
     return AllocationPlan(amount, costs_paid, parts, liability_of, overpayment)
+
+
+def lock_accounts(session: Session, taxpayer_ids: Iterable[int]) -> None:
+    """Lock the taxpayers' rows, and those of everyone who shares a liability with them, in id order.
+
+    Whoever posts to an account (a payment, a batch of statement lines, a set-off, a refund) takes
+    this lock first: a co-owner's payment and a set-off of the other co-owner's overpayment on the
+    same installment then run one after the other, the second seeing the first's postings (each
+    taking only its own taxpayer's row let both pay the installment). Always ascending ids, so two
+    writers cannot wait for each other."""
+    ids = set(taxpayer_ids)
+    if not ids:
+        return
+    mine, others = sa.orm.aliased(LiabilityParty), sa.orm.aliased(LiabilityParty)
+    for chunk in _chunks(sorted(ids)):
+        ids.update(session.scalars(sa.select(others.taxpayer_id).distinct()
+                                   .join(mine, mine.liability_id == others.liability_id)
+                                   .where(mine.taxpayer_id.in_(chunk))))
+    sqlite = session.get_bind().dialect.name == "sqlite"
+    for chunk in _chunks(sorted(ids)):
+        if sqlite:
+            # SQLite has no row locks and reads outside a transaction until the first write: writing
+            # first takes the database's write lock, so what is read next is what other writers committed
+            session.execute(sa.update(Taxpayer).where(Taxpayer.id.in_(chunk)).values(id=Taxpayer.id)
+                            .execution_options(synchronize_session=False))
+        else:
+            session.execute(sa.select(Taxpayer.id).where(Taxpayer.id.in_(chunk)).order_by(Taxpayer.id).with_for_update())
 
 
 def post_payment(
@@ -192,7 +232,7 @@ def post_payment(
     amount = rules.money(amount)
     # one payment of a taxpayer is allocated at a time: a second waits here for the first to commit,
     # then sees its postings (PostgreSQL; SQLite serialises writers anyway)
-    session.execute(sa.select(Taxpayer.id).where(Taxpayer.id == taxpayer_id).with_for_update())
+    lock_accounts(session, [taxpayer_id])
     already = session.scalars(sa.select(Posting).where(Posting.payment_ref == payment_ref)).all()
     if already:
         return PostedPayment(payment_ref, (), ZERO, ZERO, repeated=True)
@@ -271,9 +311,7 @@ def post_payments_batch(session: Session, payments: Sequence[PaymentToPost]) -> 
     if not payments:
         return []
     taxpayer_ids = sorted({p.taxpayer_id for p in payments})
-    # the lock `post_payment` takes, for the whole batch at once (in id order: no deadlock between batches)
-    for chunk in _chunks(taxpayer_ids):
-        session.execute(sa.select(Taxpayer.id).where(Taxpayer.id.in_(chunk)).order_by(Taxpayer.id).with_for_update())
+    lock_accounts(session, taxpayer_ids)  # the lock `post_payment` takes, for the whole batch at once
     refs = sorted({p.payment_ref for p in payments})
     posted_refs: set[str] = set()
     for chunk in _chunks(refs):
@@ -434,6 +472,21 @@ def _checked_manual(
     return amount, liability_id, reason.strip()
 
 
+def _check_refund(session: Session, taxpayer_id: int, kind: str, liability_id: int | None, amount: Decimal,
+                  value_date: dt.date) -> None:
+    """A zwrot of an overpayment (art. 77 OP) refunds no more than the nadpłata standing on its day and
+    today (a nadpłata set off or refunded meanwhile is not there twice); under the accounts' lock."""
+    if kind != "zwrot" or liability_id is not None:
+        return
+    lock_accounts(session, [taxpayer_id])
+    from platforma.taxes.queries import account  # the account as the pages show it
+
+    standing = min(account(session, taxpayer_id, day).nadplata
+                   for day in {value_date, max(value_date, dt.datetime.now(WARSAW).date())})
+    if amount > standing:
+        raise PostingError(f"Zwrot {amount} zł przekracza nadpłatę na koncie ({standing} zł).")
+
+
 def manual_posting(
     session: Session,
     *,
@@ -450,6 +503,7 @@ def manual_posting(
 ) -> Posting:
     """A clerk's posting: always with a reason, always audited."""
     amount, liability_id, reason = _checked_manual(session, kind, amount, reason, liability_id, installment_id)
+    _check_refund(session, taxpayer_id, kind, liability_id, amount, value_date)
     posting = Posting(
         taxpayer_id=taxpayer_id, liability_id=liability_id, installment_id=installment_id, kind=kind, amount=amount,
         booked_on=value_date, value_date=value_date, origin="manual", reason=reason, created_by_id=author.id,
@@ -523,6 +577,9 @@ def approve_proposal(session: Session, *, proposal_id: int, approver, ip: str = 
     """A different clerk approves: the posting is made (its author the proposer) and both names are
     in the audit log. Exactly once: the state moves once, and the posting's key is the proposal."""
     proposal = _decide(session, proposal_id, approver, "approved")
+    # the nadpłata a proposed zwrot would refund may have been set off or refunded while it waited
+    _check_refund(session, proposal.taxpayer_id, proposal.kind, proposal.liability_id, proposal.amount,
+                  proposal.value_date)
     posting = Posting(
         taxpayer_id=proposal.taxpayer_id, liability_id=proposal.liability_id, installment_id=proposal.installment_id,
         kind=proposal.kind, amount=proposal.amount, booked_on=proposal.value_date, value_date=proposal.value_date,
@@ -644,19 +701,18 @@ def overpayment_lots(loose: Iterable[PostingRecord], day: dt.date) -> list[list]
     lots: list[list] = []
     used = ZERO
     for posting in sorted(loose, key=lambda p: (p.value_date, p.id)):
-        if posting.value_date > day:
-            continue
         signed = posting.signed
         if posting.kind in ("nadplata", "zwrot", "korekta"):
             if signed < 0:
                 lots.append([posting.id, posting.value_date, -signed])
             else:
+                # whatever its date: money refunded or set off later is not there to be set off again
                 used += signed
     for lot in lots:
         taken = min(lot[2], used)
         lot[2] -= taken
         used -= taken
-    return [lot for lot in lots if lot[2] > 0]
+    return [lot for lot in lots if lot[2] > 0 and lot[1] <= day]
 
 
 def offset_overpayments(session: Session, *, taxpayer_id: int, as_of: dt.date, requested_on: dt.date | None = None,
@@ -677,7 +733,7 @@ def offset_overpayments(session: Session, *, taxpayer_id: int, as_of: dt.date, r
     Each set-off is a payment from the overpayment: wpłata (and odsetki) on the installment, and a
     zwrot (the overpayment leaving the account) on the taxpayer's account, all with one
     payment_ref "zaliczenie:…", dated the day it takes effect."""
-    session.execute(sa.select(Taxpayer.id).where(Taxpayer.id == taxpayer_id).with_for_update())
+    lock_accounts(session, [taxpayer_id])
     liabilities, postings = account_records(session, taxpayer_id)
     day = requested_on or as_of
     lots = overpayment_lots((p for p in postings if p.liability_id is None), day)
@@ -709,10 +765,11 @@ def offset_overpayments(session: Session, *, taxpayer_id: int, as_of: dt.date, r
             now_open, *_ = installment_arrear(installment, due, own, day, rates, interest_threshold(session, day))
             if now_open.principal <= 0 and now_open.interest_unpaid <= 0:
                 break  # paid since (in full): nothing is left to set off, the lot goes on
-            if any(p.kind == "wplata" and p.value_date > effective for p in own):
-                # the set-off was not made in time and the taxpayer has paid the installment since: set
-                # off then, it would make those payments pay it twice; it is set off now against what
-                # is still open (conservative: interest runs until today; ADR 0014)
+            if any(p.value_date > effective for p in own):
+                # the set-off was not made in time and the installment has changed since (paid in part,
+                # written down, assessed higher): set off then, it would pay what was paid or written
+                # off since, or miss what was assessed since; it is set off now against what is open
+                # now (conservative: interest runs until today; ADR 0014)
                 effective = day
             open_one = [(installment, liability.delivered_on, liability.limitation)]
             plan = _allocation(amount, effective, open_one, by_installment, (), rates,

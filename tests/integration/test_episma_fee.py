@@ -84,3 +84,68 @@ def test_a_letter_without_stamp_duty_has_no_fee_page(resident, runtime, letter_p
 
     letter_id, _ = file_general_letter(resident, letter_pki)
     assert resident.get(f"/pisma/{letter_id}/oplata").status_code == 404
+
+
+def _pay_online(client, letter_id: int) -> str:
+    form = client.get(f"/pisma/{letter_id}/oplata")
+    key = re.search(r'name="idempotency_key" value="([^"]+)"', form.data.decode()).group(1)
+    started = client.post(f"/pisma/{letter_id}/oplata", data={"csrf_token": csrf_from(form.data), "idempotency_key": key})
+    reference = re.search(r"/platnosci/piaskownica/(PF-[0-9A-Z]+)", started.headers["Location"]).group(1)
+    sandbox = client.get(f"/platnosci/piaskownica/{reference}")
+    assert client.post(f"/platnosci/piaskownica/{reference}", data={
+        "csrf_token": csrf_from(sandbox.data), "action": "pay"}).status_code == 303
+    return reference
+
+
+def test_a_refunded_stamp_duty_is_unpaid_again_and_never_touches_the_tax_ledger(resident, runtime, letter_pki):
+    from platforma.core.db import transaction
+    from platforma.payments.gateways.base import RefundReport
+    from platforma.payments.operations import apply_refund
+    from platforma.taxes.queries import account
+    from platforma.web.filters import today_warsaw
+
+    letter_id = _file_certificate_request(resident, letter_pki, copies="1")
+    reference = _pay_online(resident, letter_id)
+    with runtime.session_factory() as session:
+        before = account(session, resident.taxpayer.id, today_warsaw())
+    # the treasury returns the duty through the gateway (e.g. the certificate was not needed after all)
+    with transaction(runtime.session_factory) as session:
+        outcome = apply_refund(session, "sandbox", RefundReport(
+            reference=reference, gateway_txn_id=None, refund_id="R-1", outcome="completed", amount=Decimal("21.00")))
+    assert outcome.result == "moved"
+    assert count(runtime, "posting", "payment_ref = :r", r=reference) == 0  # no zwrot in the tax ledger
+    with runtime.session_factory() as session:
+        after = account(session, resident.taxpayer.id, today_warsaw())
+    assert (after.nadplata, after.zaleglosc) == (before.nadplata, before.zaleglosc)
+    assert count(runtime, "letter_event", "letter_id = :id AND kind = 'fee_refunded'", id=letter_id) == 1
+    assert count(runtime, "payment_refund", "settled_at IS NOT NULL AND posted_amount = 0") == 1
+    page = resident.get(f"/pisma/{letter_id}").data.decode()
+    assert "Opłata skarbowa zwrócona przez operatora płatności" in page
+    assert "Zapłać opłatę skarbową online" in page  # the duty is owed again
+    # the same report again changes nothing
+    with transaction(runtime.session_factory) as session:
+        apply_refund(session, "sandbox", RefundReport(
+            reference=reference, gateway_txn_id=None, refund_id="R-1", outcome="completed", amount=Decimal("21.00")))
+    assert count(runtime, "letter_event", "letter_id = :id AND kind = 'fee_refunded'", id=letter_id) == 1
+
+
+def test_a_second_online_payment_waits_while_the_first_is_pending(resident, runtime, letter_pki):
+    letter_id = _file_certificate_request(resident, letter_pki, copies="1")
+    form = resident.get(f"/pisma/{letter_id}/oplata")
+    key = re.search(r'name="idempotency_key" value="([^"]+)"', form.data.decode()).group(1)
+    assert resident.post(f"/pisma/{letter_id}/oplata", data={
+        "csrf_token": csrf_from(form.data), "idempotency_key": key}).status_code == 303
+    again = resident.get(f"/pisma/{letter_id}/oplata")
+    refused = resident.post(f"/pisma/{letter_id}/oplata", data={"csrf_token": csrf_from(again.data),
+                                                                 "idempotency_key": "y" * 24})
+    assert refused.status_code == 400
+    assert "czeka jeszcze na potwierdzenie operatora" in refused.data.decode()
+    assert count(runtime, "payment") == 1
+
+
+def test_without_a_stamp_duty_account_no_transfer_details_are_shown(resident, runtime, letter_pki):
+    """The taxes' account must never be offered for the duty: a transfer there would be booked as a tax."""
+    letter_id = _file_certificate_request(resident, letter_pki, copies="1")
+    page = resident.get(f"/pisma/{letter_id}/oplata").data.decode()
+    assert "Albo zapłać przelewem" not in page
+    assert "Opłatę skarbową możesz też zapłacić w kasie urzędu." in page

@@ -14,6 +14,8 @@ import pytest
 import sqlalchemy as sa
 from lxml import etree
 
+from platforma.accounts.models import TaxpayerAccess
+from platforma.core.db import transaction
 from platforma.core.jobs import OutboxJob
 from platforma.episma.models import Letter, LetterFile
 from platforma.episma.rules import UPO_NAMESPACE, read_receipt
@@ -361,3 +363,33 @@ def test_a_free_signed_pdf_is_a_general_letter_but_not_a_structured_form(residen
     assert "Treścią pisma jest podpisany dokument PDF" in resident.get(f"/pisma/{letter_id}").data.decode()
     content = resident.get(f"/pisma/{letter_id}/tresc.pdf")
     assert content.status_code == 200 and free.startswith(content.data)
+
+
+def test_a_free_signed_pdf_carrying_a_forbidden_file_is_refused(resident, runtime, letter_pki):
+    """The files inside a free-form signed PDF obey the attachment rules, as a form's attachments do."""
+    from tests.unit.test_esign_pades import make_pdf, sign_pdf
+
+    carrying = sign_pdf(make_pdf("Pismo z załącznikiem.", attachments={"faktura.exe": b"MZ\x90\x00" + b"\x00" * 200}),
+                        letter_pki, signing_time=now_utc() - dt.timedelta(minutes=1))
+    letter_id = new_general_letter(resident)
+    _refused(upload(resident, letter_id, carrying, name="pismo.pdf", method="pades_upload"), "faktura.exe")
+    _nothing_filed(runtime, letter_id)
+
+
+def test_a_representative_whose_authority_was_revoked_cannot_sign_for_the_taxpayer(create_user, create_taxpayer,
+                                                                                   runtime, logged_in, letter_pki):
+    from platforma.core.db import utcnow
+
+    user = create_user("resident")
+    taxpayer = create_taxpayer()
+    link(runtime, user, taxpayer, relation="representative")
+    client = logged_in(user)
+    letter_id = new_general_letter(client, taxpayer_id=taxpayer.id)
+    document = signed(document_to_sign(client, letter_id), letter_pki)
+    with transaction(runtime.session_factory) as session:
+        session.execute(sa.update(TaxpayerAccess).where(TaxpayerAccess.user_id == user.id).values(revoked_at=utcnow()))
+    refused = client.get(f"/pisma/{letter_id}/do-podpisu.xml")
+    assert refused.status_code == 302
+    assert "Nie możesz już działać w imieniu podatnika" in client.get(refused.headers["Location"]).get_data(as_text=True)
+    _refused(upload(client, letter_id, document), "Nie możesz już działać w imieniu podatnika")
+    _nothing_filed(runtime, letter_id)

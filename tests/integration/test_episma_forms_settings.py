@@ -123,3 +123,33 @@ def test_the_administrators_page_lists_the_forms_settings(logged_in, create_user
     for key in ("stamp_duty.tax_clearance_certificate", "waste.rate_per_person", "waste.composter_discount_per_person"):
         assert f'id="{key}"' in page
     assert "część II pkt 21" in page and "art. 6k ust. 4a" in page
+
+
+def test_a_form_page_shows_hints_only_for_a_taxpayer_the_user_may_act_for(app, runtime, create_taxpayer, create_user,
+                                                                          logged_in):
+    """Posting another taxpayer's id with a form that does not validate must not show that taxpayer's
+    properties: the hints follow the accepted choice, never the posted one."""
+    from platforma.accounts.models import TaxpayerAccess
+    from tests.conftest import csrf_from, login
+
+    own, stranger = create_taxpayer(), create_taxpayer()
+    _waste_liability(runtime, stranger, 2, "ul. Cudza 7")
+    user = create_user("resident")
+    with transaction(runtime.session_factory) as session:
+        session.add(TaxpayerAccess(user_id=user.id, taxpayer_id=own.id, relation="self"))
+    client = logged_in(user)
+    page = client.get("/pisma/nowe/informacja_in1")
+    assert "obręb 0003" not in page.get_data(as_text=True)  # the own taxpayer has no property here
+    response = client.post("/pisma/nowe/informacja_in1", data={"csrf_token": csrf_from(page.data),
+                                                               "taxpayer": str(stranger.id)})
+    assert response.status_code == 400
+    text = response.get_data(as_text=True)
+    assert "Wybierz, w czyim imieniu składasz pismo." in text
+    assert "obręb 0003" not in text and "Działka budowlana" not in text
+    # the same page for the stranger's own user does show them
+    owner = create_user("resident")
+    with transaction(runtime.session_factory) as session:
+        session.add(TaxpayerAccess(user_id=owner.id, taxpayer_id=stranger.id, relation="self"))
+    other_client = app.test_client()
+    login(other_client, owner)
+    assert "Działka budowlana: obręb 0003" in other_client.get("/pisma/nowe/informacja_in1").get_data(as_text=True)

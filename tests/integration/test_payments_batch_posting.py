@@ -163,8 +163,12 @@ def test_a_batch_posts_what_payments_one_by_one_post(runtime, ledger, chunk, mon
     # the co-owner's payment (B3) reached the installments B2 left open on the shared liability
     shared = {row[1] for row in single if row[7] == "B2" and row[1] is not None}
     assert shared and shared & {row[1] for row in single if row[7] == "B3"}
-    # B6 reached the installment that H5b, dated after B6, paid in full
-    assert any(row[7] == "B6" and row[2] == ledger[3] for row in single)
+    # B6, dated before H5 and H5b, paid only what was still open after them: not the installment
+    # H5b paid in full (it would have been paid twice), the rest a nadpłata
+    b6 = [row for row in single if row[7] == "B6"]
+    assert b6 and not any(row[2] == ledger[3] for row in b6)
+    assert any(row[3] == "nadplata" for row in b6)
+    assert sum(row[4] for row in b6 if row[3] in ("wplata", "nadplata")) == Decimal("8000.00")
     # B5 paid the reminder costs, then the interest the late payment left unpaid (no principal was left)
     assert [(row[3], row[2] is None) for row in single if row[7] == "B5"] == [
         ("wplata", True), ("wplata", False), ("odsetki", False)]

@@ -159,3 +159,59 @@ def test_the_account_page_read_with_the_session_refuses_like_the_long_way(app, r
     assert login(clerk, create_user("clerk")).status_code == 302
     assert clerk.get("/podatki/999999/").status_code == 404
     assert clerk.get(f"/podatki/{other.id}/").status_code == 200
+
+
+def _backends(runtime) -> int:
+    with runtime.engine.connect() as conn:
+        return conn.execute(sa.text("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                                    "AND pid <> pg_backend_pid()")).scalar_one()
+
+
+def test_a_threads_reader_connection_is_closed_when_the_thread_ends(pg_database, settings_factory):
+    """Servers that start a thread per request must not leave a connection behind each request."""
+    import gc
+    import threading
+
+    from platforma.core.db import _READERS
+    from platforma.core.runtime import Runtime
+
+    rt = Runtime.from_settings(settings_factory(pg_database))
+    try:
+        before = _backends(rt)
+
+        def read() -> None:
+            assert _LIVE_SESSION.read(rt.engine, token_hash="0" * 64) is None
+
+        for _ in range(6):
+            thread = threading.Thread(target=read)
+            thread.start()
+            thread.join()
+        gc.collect()
+        assert _backends(rt) == before
+        assert len(_READERS.made.get(rt.engine, ())) == 0
+        read()  # this thread's own reader stays, for the next request
+        assert _backends(rt) == before + 1
+    finally:
+        rt.engine.dispose()
+    assert len(_READERS.made.get(rt.engine, ())) == 0
+
+
+def test_a_read_that_fails_on_a_live_connection_is_not_tried_twice(pg_database, settings_factory):
+    from platforma.core.db import _READERS
+    from platforma.core.runtime import Runtime
+
+    rt = Runtime.from_settings(settings_factory(pg_database))
+    try:
+        # a statement timeout: an OperationalError on a connection that stays usable; tried again on a
+        # new connection (without the timeout) it would go through
+        _READERS.fetchone(rt.engine, "SELECT set_config('statement_timeout', %(t)s, false)", {"t": "100ms"})
+        with pytest.raises(rt.engine.dialect.loaded_dbapi.OperationalError):
+            _READERS.fetchone(rt.engine, "SELECT pg_sleep(%(s)s)", {"s": 0.5})
+        # a connection the server killed is replaced, and the read goes through
+        with rt.engine.connect() as conn:
+            reader_pid = _READERS._reader(rt.engine).connection.info.backend_pid
+            conn.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": reader_pid})
+        assert _READERS.fetchone(rt.engine, "SELECT %(n)s::int", {"n": 7})[0] == 7
+        assert _READERS._reader(rt.engine).connection.info.backend_pid != reader_pid
+    finally:
+        rt.engine.dispose()

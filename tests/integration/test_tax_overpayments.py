@@ -229,3 +229,122 @@ def test_an_old_overpayment_found_late_never_overpays_an_installment_paid_since(
         rows = session.execute(sa.select(Posting.kind, Posting.amount).where(Posting.installment_id.is_not(None))).all()
     principal = sum((a if k == "przypis" else -a if k == "wplata" else a for k, a in rows), Decimal(0))
     assert principal == 0  # nothing paid twice
+
+
+# -- what the review of the set-off found (each was reproduced before it was fixed) ----------------------
+
+def _loose(session, taxpayer_id, kind, amount, day, key):
+    session.add(Posting(taxpayer_id=taxpayer_id, kind=kind, amount=Decimal(amount), booked_on=day, value_date=day,
+                        origin="import", source="local", source_key=key))
+
+
+def test_a_statement_line_dated_before_a_set_off_pays_only_what_is_still_open(runtime, create_taxpayer):
+    """The nightly set-off pays the installment on its due date; a bank line paid the day before arrives
+    after it: it must not pay the installment again, it is an overpayment."""
+    person = create_taxpayer()
+    with transaction(runtime.session_factory) as session:
+        _loose(session, person.id, "nadplata", "300.00", D(2025, 1, 10), "imp1")
+        assess(session, person.id, "L1", 2025, [(D(2025, 3, 15), 300)], D(2025, 2, 14))
+    with transaction(runtime.session_factory) as session:
+        assert ops.offset_overpayments(session, taxpayer_id=person.id, as_of=D(2025, 3, 17))
+    with transaction(runtime.session_factory) as session:
+        ops.post_payments_batch(session, [ops.PaymentToPost(person.id, Decimal("120.00"), D(2025, 3, 14), "ST1")])
+    after = state(runtime, person.id, D(2025, 3, 20))
+    assert after.zaleglosc == 0 and after.nadplata == Decimal("120.00")
+    [liability] = after.liabilities
+    assert [i.paid for i in liability.installments] == [Decimal("300.00")]
+
+
+def test_a_refunded_overpayment_is_not_set_off_again(runtime, create_taxpayer):
+    person = create_taxpayer()
+    with transaction(runtime.session_factory) as session:
+        ops.post_payment(session, taxpayer_id=person.id, amount=Decimal("100.00"), paid_on=D(2025, 1, 10), payment_ref="P1")
+    with transaction(runtime.session_factory) as session:
+        _loose(session, person.id, "zwrot", "100.00", D(2025, 3, 5), "R1")  # refunded on 5 March
+    with transaction(runtime.session_factory) as session:
+        # a decision for 2024 booked on 3 March, taken over later: the overpayment was there on 3 March,
+        # but it has been refunded since
+        assess(session, person.id, "L2024", 2024, [(D(2024, 11, 15), 100)], D(2025, 3, 3))
+    after = state(runtime, person.id, D(2025, 3, 10))
+    assert after.zaleglosc == Decimal("100.00") and after.nadplata == 0
+    assert offset_rows(runtime) == []
+
+
+def test_a_late_set_off_respects_a_write_down_made_since(runtime, create_taxpayer):
+    person = create_taxpayer()
+    with transaction(runtime.session_factory) as session:
+        liability = assess(session, person.id, "L1", 2025, [(D(2025, 3, 15), 300)], D(2025, 2, 14))
+        installment_id = liability.installments[0].id
+        liability_id = liability.id
+    with transaction(runtime.session_factory) as session:
+        _loose(session, person.id, "nadplata", "500.00", D(2025, 3, 20), "imp1")
+        session.add(Posting(taxpayer_id=person.id, liability_id=liability_id, installment_id=installment_id,
+                            kind="odpis", amount=Decimal("200.00"), booked_on=D(2025, 4, 1), value_date=D(2025, 4, 1),
+                            origin="system", source="local", source_key="odpis1"))
+    with transaction(runtime.session_factory) as session:
+        ops.offset_overpayments(session, taxpayer_id=person.id, as_of=D(2025, 5, 1))
+    after = state(runtime, person.id, D(2025, 5, 1))
+    assert after.zaleglosc == 0 and after.odsetki == 0
+    # 100 zł and the interest up to the set-off went to the installment; nothing more
+    set_off = sum((amount for kind, amount, _day, _inst in offset_rows(runtime) if kind == "zwrot"), Decimal(0))
+    assert after.nadplata == Decimal("500.00") - set_off and set_off < Decimal("150.00")
+
+
+def test_an_assessment_raised_later_is_set_off(runtime, create_taxpayer):
+    person = create_taxpayer()
+    with transaction(runtime.session_factory) as session:
+        liability = assess(session, person.id, "L1", 2025, [(D(2025, 3, 15), 300)], D(2025, 2, 14))
+        installment_id, liability_id = liability.installments[0].id, liability.id
+        ops.post_payment(session, taxpayer_id=person.id, amount=Decimal("300.00"), paid_on=D(2025, 3, 10), payment_ref="P1")
+    with transaction(runtime.session_factory) as session:
+        _loose(session, person.id, "nadplata", "500.00", D(2025, 4, 1), "imp1")
+        session.add(Posting(taxpayer_id=person.id, liability_id=liability_id, installment_id=installment_id,
+                            kind="przypis", amount=Decimal("100.00"), booked_on=D(2025, 6, 1), value_date=D(2025, 6, 1),
+                            origin="manual", reason="decyzja zmieniająca", source="local", source_key="pz2"))
+    with transaction(runtime.session_factory) as session:
+        ops.offset_overpayments(session, taxpayer_id=person.id, as_of=D(2025, 6, 2))
+    after = state(runtime, person.id, D(2025, 9, 1))
+    assert after.zaleglosc == 0 and after.nadplata == Decimal("400.00")
+
+
+def test_a_co_owners_payment_and_a_set_off_at_once_pay_the_installment_once(runtime, create_taxpayer):
+    first, second = create_taxpayer(), create_taxpayer()
+    with transaction(runtime.session_factory) as session:
+        ops.assess_liability(session, tax_kind="nieruchomosci", payer_type="natural", year=2025, amount=Decimal(300),
+                             parties=[(first.id, "principal"), (second.id, "co_owner")],
+                             installments=[(D(2025, 3, 15), Decimal(300))], booked_on=D(2025, 2, 14),
+                             source="local", source_key="L1")
+        _loose(session, first.id, "nadplata", "300.00", D(2025, 4, 1), "imp1")
+    paying = runtime.session_factory()
+    ops.post_payment(paying, taxpayer_id=second.id, amount=Decimal("300.00"), paid_on=D(2025, 4, 2), payment_ref="B1")
+    paying.flush()  # the co-owner's payment holds the accounts' lock, not committed yet
+    done = threading.Event()
+
+    def set_off() -> None:
+        with transaction(runtime.session_factory) as session:
+            ops.offset_overpayments(session, taxpayer_id=first.id, as_of=D(2025, 4, 2))
+        done.set()
+
+    worker = threading.Thread(target=set_off)
+    worker.start()
+    assert not done.wait(1.0)  # it waits for the payment
+    paying.commit()
+    paying.close()
+    worker.join(timeout=30)
+    assert done.is_set()
+    mine, theirs = state(runtime, first.id, D(2025, 4, 3)), state(runtime, second.id, D(2025, 4, 3))
+    assert mine.zaleglosc == 0 and mine.nadplata == Decimal("300.00") and theirs.nadplata == 0
+
+
+def test_a_clerks_refund_is_never_more_than_the_overpayment(runtime, create_taxpayer, create_user):
+    person = create_taxpayer()
+    clerk = create_user("clerk")
+    with transaction(runtime.session_factory) as session:
+        ops.post_payment(session, taxpayer_id=person.id, amount=Decimal("100.00"), paid_on=D(2025, 1, 10), payment_ref="P1")
+    with transaction(runtime.session_factory) as session, pytest.raises(ops.PostingError, match="przekracza nadpłatę"):
+        ops.manual_posting(session, taxpayer_id=person.id, kind="zwrot", amount=Decimal("150.00"),
+                           value_date=D(2025, 2, 1), reason="wniosek o zwrot", author=clerk)
+    with transaction(runtime.session_factory) as session:
+        ops.manual_posting(session, taxpayer_id=person.id, kind="zwrot", amount=Decimal("100.00"),
+                           value_date=D(2025, 2, 1), reason="wniosek o zwrot", author=clerk)
+    assert state(runtime, person.id, D(2025, 2, 2)).nadplata == 0

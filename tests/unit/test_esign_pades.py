@@ -5,6 +5,8 @@ The other PAdES tests import ``make_pdf``, ``sign_pdf``, ``update`` and the chan
 """
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import datetime as dt
 import io
 import re
@@ -19,6 +21,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption,
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from platforma.esign import SignatureError, verify_pdf
+from platforma.esign.pades import outside_event_loop
 from tests.unit.test_esign_pki import NIP, NOW, PESEL, PKI, Party, make_leaf, make_pki
 
 with warnings.catch_warnings():
@@ -123,7 +126,7 @@ def sign_pdf(pdf: bytes, pki: PKI, *, leaf: Party | None = None, signing_time: d
                                 certify=certify is not None, docmdp_permissions=certify or MDPPerm.FILL_FORMS)
     signer = _TimedPdfSigner(meta, simple_signer(pki, leaf), timestamper=timestamper, signing_time=signing_time,
                              ignore_certification=ignore_certification)
-    return signer.sign_pdf(IncrementalPdfFileWriter(io.BytesIO(pdf))).getvalue()
+    return outside_event_loop(signer.sign_pdf, IncrementalPdfFileWriter(io.BytesIO(pdf))).getvalue()
 
 
 def update(pdf: bytes, change) -> bytes:
@@ -193,7 +196,8 @@ def add_dss(pdf: bytes, pki: PKI, *, revocation: bool) -> bytes:
 
 
 def add_document_timestamp(pdf: bytes, pki: PKI, at: dt.datetime = NOW - dt.timedelta(minutes=5)) -> bytes:
-    return PdfTimeStamper(tsa_for(pki, at)).timestamp_pdf(IncrementalPdfFileWriter(io.BytesIO(pdf)), "sha256").getvalue()
+    return outside_event_loop(PdfTimeStamper(tsa_for(pki, at)).timestamp_pdf, IncrementalPdfFileWriter(io.BytesIO(pdf)),
+                              "sha256").getvalue()
 
 
 def verify(data: bytes, pki: PKI, **kwargs):
@@ -537,10 +541,23 @@ def test_a_time_stamp_token_taken_from_another_signature_is_ignored(rsa_pki, let
                                   "czas podpisu przyjęto z deklaracji podpisującego")
 
 
+def test_signing_works_in_a_thread_that_runs_an_event_loop(rsa_pki, letter):
+    """pyHanko's sync API calls asyncio.run, which a running loop refuses (Playwright's sync API keeps one
+    in a test process; an ASGI server in its threads): ``outside_event_loop`` moves the call off it."""
+    async def inside_a_loop():
+        return sign_pdf(letter, rsa_pki)
+
+    # a thread of its own, as this test's thread may itself run Playwright's loop
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        signed_in_loop = pool.submit(asyncio.run, inside_a_loop()).result()
+    report = verify(signed_in_loop, rsa_pki)
+    assert report.valid, report.errors
+
+
 def test_sha1_is_refused(rsa_pki, letter):
     meta = PdfSignatureMetadata(field_name="Podpis1", md_algorithm="sha1", subfilter=SigSeedSubFilter.PADES)
-    data = _TimedPdfSigner(meta, simple_signer(rsa_pki), signing_time=SIGNED_AT).sign_pdf(
-        IncrementalPdfFileWriter(io.BytesIO(letter))).getvalue()
+    data = outside_event_loop(_TimedPdfSigner(meta, simple_signer(rsa_pki), signing_time=SIGNED_AT).sign_pdf,
+                              IncrementalPdfFileWriter(io.BytesIO(letter))).getvalue()
     report = verify(data, rsa_pki)
     assert report.errors == ["podpis używa algorytmu, którego nie przyjmujemy (SHA-1, MD5 lub DSA: sha1 / "
                              "sha1_rsa)"]

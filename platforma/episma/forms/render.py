@@ -69,7 +69,9 @@ def render_letter_pdf(letter: ParsedLetter, xml: bytes, *, received: dt.datetime
                       registration_number: str | None = None) -> bytes:
     """A tagged PDF (PDF/UA-1), always in Polish, with `xml` embedded as the file "<code>.xml" (a standard
     /EmbeddedFiles entry, AFRelationship Source). Needs an app context."""
-    from weasyprint import HTML, Attachment  # imported here: only PDFs need it
+    from weasyprint import Attachment  # imported here: only PDFs need it
+
+    from platforma.web.pdf import html_to_pdf
 
     with force_locale("pl"):
         html = _render("episma/forms/document_pdf.html", letter=letter, sections=letter_sections(letter),
@@ -77,4 +79,4 @@ def render_letter_pdf(letter: ParsedLetter, xml: bytes, *, received: dt.datetime
                        xml_name=f"{letter.form.code}.xml")
     attachment = Attachment(string=xml, name=f"{letter.form.code}.xml", relationship="Source",
                             description="Dokument XML pisma (struktura CRD)")
-    return HTML(string=html).write_pdf(pdf_variant="pdf/ua-1", attachments=[attachment])
+    return html_to_pdf(html, attachments=[attachment])
