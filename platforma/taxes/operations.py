@@ -342,10 +342,11 @@ def post_payments_batch(session: Session, payments: Sequence[PaymentToPost]) -> 
         session.execute(Posting.__table__.insert(), rows)  # one executemany (the ORM would group by NULLs)
     overpaid: dict[int, dt.date] = {}
     for payment, result in zip(payments, results):
-        if result.overpayment > 0:
+        # as post_payment: only a designated payment can leave an overpayment while something is open
+        if result.overpayment > 0 and payment.designated_installment_ids:
             overpaid[payment.taxpayer_id] = max(payment.paid_on, overpaid.get(payment.taxpayer_id, payment.paid_on))
     for taxpayer_id, day in sorted(overpaid.items()):
-        offset_overpayments(session, taxpayer_id=taxpayer_id, as_of=day)  # art. 76 §1 OP, as post_payment
+        offset_overpayments(session, taxpayer_id=taxpayer_id, as_of=day)  # art. 76 §1 OP
     return results
 
 
