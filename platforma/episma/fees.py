@@ -67,10 +67,8 @@ def settle_fee_refund(session: Session, payment, refund) -> bool:
     return True
 
 
-def fee_paid(session: Session, letter: Letter) -> bool:
-    from platforma.payments.models import Payment
-
-    return amount_paid(session, letter) >= letter.stamp_duty
+def fee_paid(session: Session, letter: Letter, payments: list | None = None) -> bool:
+    return amount_paid(session, letter, payments) >= letter.stamp_duty
 
 
 def fee_payments(session: Session, letter: Letter) -> list:
@@ -80,11 +78,12 @@ def fee_payments(session: Session, letter: Letter) -> list:
                                 .where(LetterFee.letter_id == letter.id).order_by(Payment.id)))
 
 
-def amount_paid(session: Session, letter: Letter) -> Decimal:
-    """What the confirmed payments of the letter's stamp duty brought in, less what was refunded."""
+def amount_paid(session: Session, letter: Letter, payments: list | None = None) -> Decimal:
+    """What the confirmed payments of the letter's stamp duty (`payments`: `fee_payments`, if read
+    already) brought in, less what was refunded."""
     from platforma.payments.models import PaymentRefund
 
-    payments = [p for p in fee_payments(session, letter) if p.state == "confirmed"]
+    payments = [p for p in (fee_payments(session, letter) if payments is None else payments) if p.state == "confirmed"]
     refunded = session.scalars(sa.select(PaymentRefund.amount).where(
         PaymentRefund.payment_id.in_([p.id for p in payments] or [0]), PaymentRefund.state == "completed")).all()
     return sum((p.amount for p in payments), Decimal("0.00")) - sum(refunded, Decimal("0.00"))

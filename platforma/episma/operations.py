@@ -312,7 +312,7 @@ def verify_upload(runtime: Runtime, letter: Letter, upload: bytes, *, now: dt.da
             warnings += _signer_warnings(parsed, report)
         else:  # a signed PDF written elsewhere (pismo ogólne): what it carries, and who signed it
             _check_embedded(runtime, files)
-            warnings += _free_pdf_warnings(report)
+            warnings.append(_FREE_PDF_WARNING)
     except rules.AttachmentRefused as exc:
         raise LetterError(str(exc)) from None
     return Verified("pades" if is_pdf else "xades", report, parsed, warnings)
@@ -327,9 +327,8 @@ def _check_embedded(runtime: Runtime, files: dict[str, bytes]) -> None:
         rules.check_attachment(name, content, allowed=limit.kinds, max_bytes=limit.one)
 
 
-def _free_pdf_warnings(report) -> list[str]:
-    return ["Pismo to podpisany dokument PDF przygotowany poza platformą: urząd sprawdza, kto go podpisał, "
-            "i czy podpisujący działa we własnym imieniu."]
+_FREE_PDF_WARNING = ("Pismo to podpisany dokument PDF przygotowany poza platformą: urząd sprawdza, kto go podpisał, "
+                     "i czy podpisujący działa we własnym imieniu.")
 
 
 def _check_parsed(runtime: Runtime, letter: Letter, parsed) -> None:

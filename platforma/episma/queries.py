@@ -158,6 +158,6 @@ def stamp_duty_state(session: Session, letter: Letter) -> StampDuty | None:
     from platforma.episma.fees import fee_paid, fee_payments
 
     payments = fee_payments(session, letter)
-    paid = fee_paid(session, letter)
+    paid = fee_paid(session, letter, payments)
     pending = next((p.reference for p in reversed(payments) if p.state in ("created", "pending")), None)
     return StampDuty(letter.stamp_duty, paid, pending)

@@ -33,7 +33,6 @@ from platforma.payments.models import (
 )
 from platforma.taxes import operations as tax_operations
 from platforma.taxes.models import Posting, Taxpayer
-from platforma.taxes.queries import account
 
 log = logging.getLogger("platforma.payments")
 WARSAW = ZoneInfo("Europe/Warsaw")
@@ -46,10 +45,6 @@ class PaymentError(ValueError):
 
 def new_reference() -> str:
     return "PF-" + "".join(secrets.choice(_ALPHABET) for _ in range(12))
-
-
-def warsaw_today() -> dt.date:
-    return dt.datetime.now(WARSAW).date()
 
 
 def add_event(session: Session, payment: Payment, kind: str, actor: str, *, from_state: str | None = None,
@@ -361,11 +356,8 @@ def settle_refund(session: Session, payment: Payment, refund: PaymentRefund) -> 
         add_event(session, payment, "refund_posted", "system", details={
             "refund_id": refund.gateway_refund_id, "stamp_duty": True, "refunded_on": refund.refunded_on})
         return
-    # the lock post_payment takes: a payment of the same taxpayer allocated meanwhile is seen whole
-    tax_operations.lock_accounts(session, [payment.taxpayer_id])
-    days = {refund.refunded_on, max(refund.refunded_on, warsaw_today())}
-    # a nadpłata spent later (set off against an installment) cannot be refunded again
-    overpaid = min(account(session, payment.taxpayer_id, day).nadplata for day in days)
+    # under the lock post_payment takes; a nadpłata spent later (set off) cannot be refunded again
+    overpaid = tax_operations.refundable_overpayment(session, payment.taxpayer_id, refund.refunded_on)
     posted = min(refund.amount, max(overpaid, Decimal("0.00")))
     if posted > 0:
         session.add(Posting(

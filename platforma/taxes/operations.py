@@ -200,21 +200,20 @@ def lock_accounts(session: Session, taxpayer_ids: Iterable[int]) -> None:
     ids = set(taxpayer_ids)
     if not ids:
         return
-    mine, others, listed = _MINE, _CO_OWNER, _LISTED
     sqlite = session.get_bind().dialect.name == "sqlite"
     if not sqlite and len(ids) <= _IN_CHUNK:
         # one round trip: the co-owners found and every row locked in id order (the sort runs below the lock)
         # (a UNION, not an OR of two IN lists: PostgreSQL would scan every taxpayer for the OR)
         everyone = sa.union(
-            sa.select(others.taxpayer_id).join(mine, mine.liability_id == others.liability_id)
-            .where(mine.taxpayer_id.in_(sorted(ids))),
-            sa.select(listed.id).where(listed.id.in_(sorted(ids))))
+            sa.select(_CO_OWNER.taxpayer_id).join(_MINE, _MINE.liability_id == _CO_OWNER.liability_id)
+            .where(_MINE.taxpayer_id.in_(sorted(ids))),
+            sa.select(_LISTED.id).where(_LISTED.id.in_(sorted(ids))))
         session.execute(sa.select(Taxpayer.id).where(Taxpayer.id.in_(everyone)).order_by(Taxpayer.id).with_for_update())
         return
     for chunk in _chunks(sorted(ids)):
-        ids.update(session.scalars(sa.select(others.taxpayer_id).distinct()
-                                   .join(mine, mine.liability_id == others.liability_id)
-                                   .where(mine.taxpayer_id.in_(chunk))))
+        ids.update(session.scalars(sa.select(_CO_OWNER.taxpayer_id).distinct()
+                                   .join(_MINE, _MINE.liability_id == _CO_OWNER.liability_id)
+                                   .where(_MINE.taxpayer_id.in_(chunk))))
     for chunk in _chunks(sorted(ids)):
         if sqlite:
             # SQLite has no row locks and reads outside a transaction until the first write: writing
@@ -488,17 +487,22 @@ def _checked_manual(
     return amount, liability_id, reason.strip()
 
 
-def _check_refund(session: Session, taxpayer_id: int, kind: str, liability_id: int | None, amount: Decimal,
-                  value_date: dt.date) -> None:
-    """A zwrot of an overpayment (art. 77 OP) refunds no more than the nadpłata standing on its day and
-    today (a nadpłata set off or refunded meanwhile is not there twice); under the accounts' lock."""
-    if kind != "zwrot" or liability_id is not None:
-        return
-    lock_accounts(session, [taxpayer_id])
+def refundable_overpayment(session: Session, taxpayer_id: int, refunded_on: dt.date) -> Decimal:
+    """The nadpłata a zwrot dated `refunded_on` may take (art. 77 OP): what stands on the account on that
+    day and today (a nadpłata set off or refunded since is not there twice). Takes the accounts' lock."""
     from platforma.taxes.queries import account  # the account as the pages show it
 
-    standing = min(account(session, taxpayer_id, day).nadplata
-                   for day in {value_date, max(value_date, dt.datetime.now(WARSAW).date())})
+    lock_accounts(session, [taxpayer_id])
+    days = {refunded_on, max(refunded_on, dt.datetime.now(WARSAW).date())}
+    return min(account(session, taxpayer_id, day).nadplata for day in days)
+
+
+def _check_refund(session: Session, taxpayer_id: int, kind: str, liability_id: int | None, amount: Decimal,
+                  value_date: dt.date) -> None:
+    """A clerk's zwrot of an overpayment refunds no more than `refundable_overpayment`."""
+    if kind != "zwrot" or liability_id is not None:
+        return
+    standing = refundable_overpayment(session, taxpayer_id, value_date)
     if amount > standing:
         raise PostingError(f"Zwrot {amount} zł przekracza nadpłatę na koncie ({standing} zł).")
 

@@ -7,7 +7,6 @@ says, in a few index probes, whether anything an account shows may have changed 
 """
 from __future__ import annotations
 
-
 import datetime as dt
 from collections import defaultdict
 from dataclasses import dataclass
