@@ -362,6 +362,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--page-cache", type=int, default=None,
                         help="renderings the account page keeps per worker (PLATFORMA_ACCOUNT_PAGE_CACHE; "
                              "0: render every request, the page without its cache)")
+    parser.add_argument("--kept-rows", type=int, choices=(0, 1), default=None,
+                        help="PLATFORMA_KEPT_ROWS for the server (0: every signed-in request reads its row from "
+                             "the database, as before ADR 16)")
     parser.add_argument("--results", default=str(RESULTS), help="where to write the JSON ('' for nowhere)")
     args = parser.parse_args(argv)
     if args.wrk_cpu is not None and args.wrk_cpu < 0:
@@ -378,8 +381,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     log(f"gmina: {gmina['rows']}")
     chosen = residents(args.database, args.sessions)
 
-    page_cache = {} if args.page_cache is None else {"PLATFORMA_ACCOUNT_PAGE_CACHE": str(args.page_cache)}
-    with gunicorn(args, bench_instance(), args.database, page_cache) as (base, master):
+    server_env = {} if args.page_cache is None else {"PLATFORMA_ACCOUNT_PAGE_CACHE": str(args.page_cache)}
+    if args.kept_rows is not None:
+        server_env["PLATFORMA_KEPT_ROWS"] = str(args.kept_rows)
+    with gunicorn(args, bench_instance(), args.database, server_env) as (base, master):
         meter = CpuMeter(master, args.database)
         started = time.perf_counter()
         with ThreadPoolExecutor(max_workers=8) as pool:
@@ -444,6 +449,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "server": {
             "gunicorn": {"workers": args.workers, "worker_class": args.worker_class, "threads": args.threads},
             "account_page_cache": "default" if args.page_cache is None else args.page_cache,
+            "kept_rows": "default (on)" if args.kept_rows is None else bool(args.kept_rows),
             "app": "platforma.wsgi:app", "page": page, "sessions": len(targets),
         },
         "load_generator": {

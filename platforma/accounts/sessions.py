@@ -8,6 +8,7 @@ import secrets
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Engine
 from flask import g, request, session as cookie
 from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.orm.instrumentation import manager_of_class
@@ -15,6 +16,7 @@ from sqlalchemy.orm.instrumentation import manager_of_class
 from platforma.accounts.models import User, UserSession
 from platforma.config import Settings
 from platforma.core.db import DriverQuery, UTCDateTime, utcnow
+from platforma.core.kept import kept_rows
 from platforma.core.web import db, runtime
 
 COOKIE_KEY = "sid"
@@ -92,14 +94,18 @@ class Companion:
     joins: str
     columns: tuple[str, ...]
     timestamps: tuple[str, ...] = ()
+    #: the row is kept per process (`core.kept`) until a notification names its user or one of these:
+    #: {URL parameter: tag prefix}, e.g. {"taxpayer_id": "t"}. The triggers of migration 0010 tag the
+    #: tables in `kept.COVERED`; a companion must read no other table.
+    kept_by: tuple[tuple[str, str], ...] = ()
 
 
-_COMPANIONS: dict[str, DriverQuery] = {}
+_COMPANIONS: dict[str, tuple[DriverQuery, tuple[tuple[str, str], ...]]] = {}
 
 
 def read_with_session(endpoint: str, companion: Companion) -> None:
-    _COMPANIONS[endpoint] = _live_session_query(companion.select, companion.joins, companion.columns,
-                                                companion.timestamps)
+    query = _live_session_query(companion.select, companion.joins, companion.columns, companion.timestamps)
+    _COMPANIONS[endpoint] = (query, companion.kept_by)
 
 
 def companion_row(**params: Any) -> Any:
@@ -122,14 +128,28 @@ def _detached(cls: type, row: Any, columns: list[tuple[str, str, sa.Column]], **
     return instance
 
 
-def _live_session(engine: Any, token: str, query: DriverQuery = _LIVE_SESSION, **params: Any) -> UserSession | None:
-    row = query.read(engine, token_hash=_hash(token), **params)
+def _live_session(engine: Any, token: str, query: DriverQuery = _LIVE_SESSION, kept_by: tuple = (),
+                  keep: bool = False, **params: Any) -> tuple[UserSession | None, bool]:
+    """The session and its user (and the page's companion row in g.companion); True when the row was a
+    kept one (`core.kept`, only with `keep` and an engine, not a session, to read with)."""
+    token_hash = _hash(token)
+    kept = kept_rows(engine) if keep and isinstance(engine, Engine) else None
+    row = stamp = None
+    if kept is not None:
+        key = (query, token_hash, *params.items())
+        row, stamp = kept.lookup(key)
+    from_kept = row is not None
+    if row is None:
+        row = query.read(engine, token_hash=token_hash, **params)
+        if row is not None and kept is not None:
+            tags = (f"u{row.u_id}", *(f"{prefix}{params[name]}" for name, prefix in kept_by))
+            kept.store(key, row, tags, stamp)
     if query is not _LIVE_SESSION:
         g.companion = (params, row)
     if row is None:
-        return None
+        return None, False
     user = _detached(User, row, _USER_COLUMNS)
-    return _detached(UserSession, row, _SESSION_COLUMNS, user=user)
+    return _detached(UserSession, row, _SESSION_COLUMNS, user=user), from_kept
 
 
 @dataclass(frozen=True)
@@ -142,10 +162,15 @@ class Found:
 
 
 def find_session(bind: Any, settings: Settings, token: str, now: dt.datetime | None = None,
-                 query: DriverQuery = _LIVE_SESSION, **params: Any) -> Found:
-    """The session a token names; an idle or expired one (or one of a blocked user) is ended on the way."""
+                 query: DriverQuery = _LIVE_SESSION, kept_by: tuple = (), keep: bool = False, **params: Any) -> Found:
+    """The session a token names; an idle or expired one (or one of a blocked user) is ended on the way.
+
+    With `keep`, a row kept by this process may answer (`core.kept`); a session that must be touched or
+    ended is first read again from the database, so that nothing is written on a kept row's word."""
     now = now or utcnow()
-    found = _live_session(bind, token, query, **params)
+    found, from_kept = _live_session(bind, token, query, kept_by, keep, **params)
+    if from_kept and not _plainly_live(found, settings, now):
+        found, _ = _live_session(bind, token, query, **params)
     if found is None:
         return Found(None, False, False)
     idle_limit = dt.timedelta(minutes=settings.server.session_idle_minutes)
@@ -161,6 +186,12 @@ def find_session(bind: Any, settings: Settings, token: str, now: dt.datetime | N
     else:
         return Found(found, True, False)
     return Found(found, False, True)
+
+
+def _plainly_live(found: UserSession, settings: Settings, now: dt.datetime) -> bool:
+    """Live, and neither to be ended nor touched now (`find_session` would write nothing)."""
+    return (found.expires_at > now and now - found.last_seen_at < min(
+        TOUCH_INTERVAL, dt.timedelta(minutes=settings.server.session_idle_minutes)) and found.user.is_active)
 
 
 def end(user_session: UserSession, reason: str, now: dt.datetime | None = None) -> None:
@@ -189,13 +220,14 @@ def load_signed_in_user() -> None:
     token = cookie.get(COOKIE_KEY)
     if not token:
         return
-    query, params = _LIVE_SESSION, {}
+    query, kept_by, params = _LIVE_SESSION, (), {}
     current = request._get_current_object()
     companion = _COMPANIONS.get(current.endpoint or "")
     if companion is not None and current.view_args is not None:
-        query, params = companion, dict(current.view_args)
+        (query, kept_by), params = companion, dict(current.view_args)
     instance = runtime()
-    found = find_session(instance.engine, instance.settings, token, query=query, **params)
+    found = find_session(instance.engine, instance.settings, token, query=query, kept_by=kept_by, keep=True,
+                         **params)
     if found.changed:  # an ended or touched session is saved with the request's unit of work
         db().add(found.session)
     if not found.live:

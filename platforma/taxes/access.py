@@ -109,6 +109,7 @@ ACCOUNT_COMPANION = Companion(
     joins="LEFT JOIN taxpayer t ON t.id = :taxpayer_id "
           "LEFT JOIN taxpayer_access a ON a.taxpayer_id = t.id AND a.user_id = u.id AND a.revoked_at IS NULL",
     columns=_ACCOUNT_COLUMNS, timestamps=_ACCOUNT_TIMESTAMPS,
+    kept_by=(("taxpayer_id", "t"),),  # kept per process until the taxpayer's account changes (core.kept)
 )
 
 

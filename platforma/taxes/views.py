@@ -149,8 +149,10 @@ def _names(state) -> dict[int, str]:
 # daily) and of who is looking (name in the header, role, language, a representative's tag). The
 # rendering is kept in a bounded per-process LRU under all of those, with two holes for what every
 # response must have afresh: the CSRF token of the logout form and the CSP nonce. The access check
-# and the fingerprint are one query, made on every request: a page is never served from the cache
-# to someone the database does not allow to see it, nor after the account has changed.
+# and the fingerprint are one row, read with the signed-in session and checked on every request; on
+# PostgreSQL each process keeps that row until the database's notification says that something it
+# was read from changed (`core.kept`, ADR 16): a page is not served from the cache to someone the
+# database no longer allows to see it, nor after the account has changed, once that is heard.
 
 _HOLE = secrets.token_hex(8)
 CSRF_HOLE = f"pf-{_HOLE}-csrf"
@@ -373,5 +375,6 @@ def calculator(taxpayer_id: int):
     )
 
 
-# the account page's access check and fingerprint come with the signed-in session, in one round trip
+# the account page's access check and fingerprint come with the signed-in session, in one row (kept
+# per process on PostgreSQL until the account or the user changes, core.kept)
 read_with_session("taxes.taxpayer_account", ACCOUNT_COMPANION)

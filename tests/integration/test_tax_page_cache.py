@@ -1,7 +1,8 @@
 """The account page keeps its rendering only while nothing it shows has changed (both databases):
 a payment, a correction in place, a new co-owner, a new interest rate, another day, another language
 or another person looking each make a new one; the access check, the audit of a clerk's view, the
-CSRF token and the CSP nonce are done afresh on every request."""
+CSRF token and the CSP nonce are done afresh on every request (on PostgreSQL from the row each process
+keeps until the database's notification says it changed: tests/integration/test_kept_rows.py)."""
 from __future__ import annotations
 
 import datetime as dt
