@@ -49,7 +49,7 @@ RETRY_SECONDS = 1.0
 #: a database not yet migrated (0010) is asked again this often
 NOT_MIGRATED_RETRY_SECONDS = 60.0
 #: rows kept per process and database (the oldest go first)
-ENTRIES = 50_000
+ENTRIES = 10_000
 #: the trigger function migration 0010 creates: without it nothing would say that a row changed
 TRIGGER_FUNCTION = "platforma_kept_changed"
 
