@@ -41,6 +41,7 @@ from sqlalchemy.engine import Engine
 log = logging.getLogger(__name__)
 
 CHANNEL = "platforma_kept"
+APPLICATION_NAME = "platforma-kept-rows"
 #: a kept row is read again after this long even if no notification came
 KEEP_SECONDS = 30.0
 #: an idle listener checks its connection this often; a lost one is retried this often
@@ -159,6 +160,8 @@ class KeptRows:
         fairy.detach()  # ours: not counted in, nor returned to, the pool
         try:
             connection.autocommit = True
+            # seen as such in pg_stat_activity (one per worker process)
+            connection.execute("SELECT set_config('application_name', %s, false)", (APPLICATION_NAME,))
             found = connection.execute("SELECT 1 FROM pg_proc WHERE proname = %s", (TRIGGER_FUNCTION,)).fetchone()
             if found is None:
                 raise NotMigrated(f"the database has no {TRIGGER_FUNCTION}() (migration 0010)")

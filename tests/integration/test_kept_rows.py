@@ -413,3 +413,52 @@ def test_a_database_without_the_triggers_keeps_nothing(pg_database, caplog):
         with admin.connect() as conn:
             conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_gunicorn_workers_hear_a_change_made_by_another_process(runtime, database_url):
+    """The real server: two gunicorn workers keep the resident's row; a liability assessed and then the
+    access revoked by another process (here: the test's) show in every worker at once."""
+    import argparse
+
+    import httpx
+
+    from bench.account_page import bench_instance, gunicorn, sign_in
+    from bench.generate import BENCH_PASSWORD
+    from platforma.accounts import operations as account_ops
+
+    with transaction(runtime.session_factory) as session:
+        user = account_ops.create_user(session, email="gunicorn@example.com", full_name="Osoba Serwerowa",
+                                       password=BENCH_PASSWORD, role="resident", confirmed=True)
+        taxpayer = Taxpayer(kind="natural", first_name="Jan", last_name="Serwerowy", source="local", source_key="G1")
+        session.add(taxpayer)
+        session.flush()
+        session.add(TaxpayerAccess(user_id=user.id, taxpayer_id=taxpayer.id, relation="self"))
+        taxpayer_id = taxpayer.id
+    args = argparse.Namespace(port=0, workers=2, worker_class="gthread", threads=2, reuse_port=False)
+    with gunicorn(args, bench_instance(), database_url) as (base, _master):
+        cookie = {"Cookie": sign_in(base, "gunicorn@example.com")}
+        page = f"{base}/podatki/{taxpayer_id}/"
+
+        def every_worker() -> list[httpx.Response]:
+            # a new connection each time: the workers take turns accepting them
+            return [httpx.get(page, headers=cookie, trust_env=False) for _ in range(24)]
+
+        nothing_yet = "Urząd nie przekazał jeszcze żadnych zobowiązań"
+        assert all(r.status_code == 200 and nothing_yet in r.text for r in every_worker())
+        with runtime.engine.connect() as conn:
+            listeners = conn.execute(sa.text("SELECT count(*) FROM pg_stat_activity WHERE application_name = :name"),
+                                     {"name": kept.APPLICATION_NAME}).scalar_one()
+        assert listeners == 2  # one per worker
+        with transaction(runtime.session_factory) as session:
+            ops.assess_liability(session, tax_kind="nieruchomosci", payer_type="natural", year=2026,
+                                 amount=Decimal(300), parties=[(taxpayer_id, "principal")],
+                                 installments=[(D(2026, 3, 16), Decimal(300))], booked_on=D(2026, 2, 1),
+                                 source="local", source_key="G1L", description="Podatek 2026 serwer")
+        time.sleep(0.2)
+        assert all(r.status_code == 200 and nothing_yet not in r.text for r in every_worker())
+        with runtime.engine.begin() as conn:
+            conn.execute(sa.update(TaxpayerAccess.__table__).values(revoked_at=sa.func.now()))
+        time.sleep(0.2)
+        assert [r.status_code for r in every_worker()] == [403] * 24
