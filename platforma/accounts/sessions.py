@@ -169,29 +169,33 @@ def find_session(bind: Any, settings: Settings, token: str, now: dt.datetime | N
     ended is first read again from the database, so that nothing is written on a kept row's word."""
     now = now or utcnow()
     found, from_kept = _live_session(bind, token, query, kept_by, keep, **params)
-    if from_kept and not _plainly_live(found, settings, now):
+    due = None if found is None else _due(found, settings, now)
+    if from_kept and due is not None:
         found, _ = _live_session(bind, token, query, **params)
+        due = None if found is None else _due(found, settings, now)
     if found is None:
         return Found(None, False, False)
-    idle_limit = dt.timedelta(minutes=settings.server.session_idle_minutes)
-    if found.expires_at <= now:
-        end(found, "expired", now)
-    elif found.last_seen_at + idle_limit <= now:
-        end(found, "idle", now)
-    elif not found.user.is_active:
-        end(found, "inactive", now)
-    elif now - found.last_seen_at >= TOUCH_INTERVAL:
+    if due is None:
+        return Found(found, True, False)
+    if due == "touch":
         found.last_seen_at = now
         return Found(found, True, True)
-    else:
-        return Found(found, True, False)
+    end(found, due, now)
     return Found(found, False, True)
 
 
-def _plainly_live(found: UserSession, settings: Settings, now: dt.datetime) -> bool:
-    """Live, and neither to be ended nor touched now (`find_session` would write nothing)."""
-    return (found.expires_at > now and now - found.last_seen_at < min(
-        TOUCH_INTERVAL, dt.timedelta(minutes=settings.server.session_idle_minutes)) and found.user.is_active)
+def _due(found: UserSession, settings: Settings, now: dt.datetime) -> str | None:
+    """What a live session's row asks of `find_session` now: the reason to end it, "touch" (its
+    last_seen_at is written at most every TOUCH_INTERVAL), or None (nothing to write)."""
+    if found.expires_at <= now:
+        return "expired"
+    if found.last_seen_at + dt.timedelta(minutes=settings.server.session_idle_minutes) <= now:
+        return "idle"
+    if not found.user.is_active:
+        return "inactive"
+    if now - found.last_seen_at >= TOUCH_INTERVAL:
+        return "touch"
+    return None
 
 
 def end(user_session: UserSession, reason: str, now: dt.datetime | None = None) -> None:

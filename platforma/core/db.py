@@ -249,6 +249,17 @@ class DriverQuery:
         return self.row(*found)
 
 
+def detached_connection(engine: Engine) -> tuple[Any, Any]:
+    """A connection made by the engine (its URL, connect arguments and events) but ours from now on:
+    taken out of the pool (not counted in it, never returned to it) and in autocommit mode.
+    (The pool's wrapper, the driver's connection.)"""
+    fairy = engine.raw_connection()
+    connection = fairy.driver_connection
+    fairy.detach()
+    connection.autocommit = True
+    return fairy, connection
+
+
 class _Reader:
     """One reader connection; closed when dropped, when its engine is disposed, or when the thread that
     held it is gone (its thread-local slot is freed, and this object with it)."""
@@ -300,10 +311,7 @@ class _Readers:
         mine = self.local.__dict__.setdefault("readers", weakref.WeakKeyDictionary())
         reader = mine.get(engine)
         if reader is None or reader.connection.closed:
-            fairy = engine.raw_connection()
-            connection = fairy.driver_connection
-            fairy.detach()  # ours from now on: not counted in, nor returned to, the pool
-            connection.autocommit = True
+            fairy, connection = detached_connection(engine)
             reader = mine[engine] = _Reader(fairy, connection)
             with self.lock:
                 if engine not in self.made:

@@ -38,6 +38,8 @@ from typing import Any, Hashable
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
+from platforma.core.db import detached_connection
+
 log = logging.getLogger(__name__)
 
 CHANNEL = "platforma_kept"
@@ -155,11 +157,8 @@ class KeptRows:
         engine = self.engine()
         if engine is None:
             return None
-        fairy = engine.raw_connection()
-        connection = fairy.driver_connection
-        fairy.detach()  # ours: not counted in, nor returned to, the pool
+        _fairy, connection = detached_connection(engine)
         try:
-            connection.autocommit = True
             # seen as such in pg_stat_activity (one per worker process)
             connection.execute("SELECT set_config('application_name', %s, false)", (APPLICATION_NAME,))
             found = connection.execute("SELECT 1 FROM pg_proc WHERE proname = %s", (TRIGGER_FUNCTION,)).fetchone()

@@ -61,11 +61,15 @@ def _listening(runtime, client, page: str) -> kept.KeptRows | None:
     rows = kept.kept_rows(runtime.engine)
     if rows is None:
         return None
-    deadline = time.monotonic() + 10
+    _wait_until_live(rows)
+    return rows
+
+
+def _wait_until_live(rows: kept.KeptRows, seconds: float = 15) -> None:
+    deadline = time.monotonic() + seconds
     while not rows.live:
         assert time.monotonic() < deadline, "the listener did not come up"
         time.sleep(0.01)
-    return rows
 
 
 def test_the_page_is_served_from_a_kept_row_without_a_query(runtime, logged_in, account_of, monkeypatch):
@@ -195,10 +199,7 @@ def test_a_lost_listener_keeps_nothing_until_it_is_back(pg_database, settings_fa
         # the row kept before was dropped when the connection was found lost (by the request or the
         # listener thread, whichever came first); only a row read afterwards may be kept
         assert all(row.access_id is None for row, _tags, _at in rows.rows.values())
-        deadline = time.monotonic() + 15
-        while not rows.live:
-            assert time.monotonic() < deadline, "the listener did not come back"
-            time.sleep(0.05)
+        _wait_until_live(rows)
         assert rows.connection.info.backend_pid != listener_pid
         hits = rows.hits
         assert [client.get(page).status_code for _ in range(3)] == [403] * 3 and rows.hits >= hits + 2
@@ -229,10 +230,7 @@ def test_a_row_read_while_a_change_was_heard_is_not_kept(pg_database, settings_f
     try:
         rows = kept.kept_rows(runtime.engine)
         rows.lookup(("warm-up",))
-        deadline = time.monotonic() + 10
-        while not rows.live:
-            assert time.monotonic() < deadline
-            time.sleep(0.01)
+        _wait_until_live(rows)
         with transaction(runtime.session_factory) as session:
             taxpayer = Taxpayer(kind="natural", first_name="Anna", last_name="Nowak", source="local", source_key=f"R{uuid.uuid4().hex[:8]}")
             session.add(taxpayer)
