@@ -168,14 +168,20 @@ def jobs() -> None:
     pass
 
 
-@jobs.command("run", help="Wykonaj zaległe zadania raz (np. z crona co minutę).")
-def jobs_run() -> None:
-    import platforma.core.mail  # noqa: F401  (registers the mail handler)
-    from platforma.core.jobs import run_due
+def _load_job_handlers() -> None:
+    """Import the modules that register job handlers: mail, e-pisma's receipts and exports, statement imports."""
+    import platforma.core.mail  # noqa: F401
+    import platforma.payments.reconciliation  # noqa: F401
     from platforma.episma import load_built_in as load_episma
 
     load_episma()
 
+
+@jobs.command("run", help="Wykonaj zaległe zadania raz (np. z crona co minutę).")
+def jobs_run() -> None:
+    from platforma.core.jobs import run_due
+
+    _load_job_handlers()
     click.echo(json.dumps(run_due(_runtime()), ensure_ascii=False))
 
 
@@ -195,14 +201,11 @@ def jobs_status() -> None:
 @jobs.command("worker", help="Proces roboczy Huey (gdy jobs.backend = \"redis\").")
 @click.option("--workers", default=2, show_default=True)
 def jobs_worker(workers: int) -> None:
-    import platforma.core.mail  # noqa: F401
     from huey.consumer import Consumer
 
-    from platforma.episma import load_built_in as load_episma
-
-    load_episma()
-
     from platforma.core.jobs import make_huey
+
+    _load_job_handlers()
 
     runtime = _runtime()
     if runtime.settings.jobs.backend != "redis":

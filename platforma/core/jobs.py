@@ -1,7 +1,9 @@
 """The job outbox: outside effects recorded in the transaction, carried out after commit.
 
 A job row is written in the same transaction as the change that needs it; after commit it is run
-in-process ("immediate") or handed to Huey workers over Redis ("redis"). A failed attempt is retried
+in-process ("immediate") or handed to Huey workers over Redis ("redis"). A long job (a bank statement of
+tens of thousands of entries) runs in-process on a thread of its own: the request that queued it waits
+for it a few seconds, then answers, and the job goes on. A failed attempt is retried
 with growing delays up to the attempt limit; `platforma jobs run` (cron or the Huey periodic task)
 picks up whatever is due, so nothing is lost when a process dies between commit and dispatch.
 """
@@ -9,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import threading
 import traceback
 from typing import Any, Callable
 
@@ -22,11 +25,17 @@ log = logging.getLogger(__name__)
 
 JobHandler = Callable[[Runtime, dict[str, Any]], None]
 _HANDLERS: dict[str, JobHandler] = {}
+#: the kinds that may run longer than a web request should wait ("immediate": on a thread of their own)
+_LONG: set[str] = set()
+#: how long a request waits for a long job it queued before it answers ("immediate")
+LONG_JOB_WAIT_SECONDS = 10.0
 
 
-def job_handler(kind: str) -> Callable[[JobHandler], JobHandler]:
+def job_handler(kind: str, *, long: bool = False) -> Callable[[JobHandler], JobHandler]:
     def register(fn: JobHandler) -> JobHandler:
         _HANDLERS[kind] = fn
+        if long:
+            _LONG.add(kind)
         return fn
 
     return register
@@ -66,14 +75,26 @@ def enqueue(session: Session, runtime: Runtime, kind: str, payload: dict[str, An
     session.add(job)
     session.flush()
     job_id = job.id
-    after_commit(session, lambda: dispatch(runtime, job_id))
+    long = kind in _LONG
+    after_commit(session, lambda: dispatch(runtime, job_id, long=long))
     return job
 
 
-def dispatch(runtime: Runtime, job_id: int) -> None:
+def dispatch(runtime: Runtime, job_id: int, *, long: bool = False) -> None:
     if runtime.settings.jobs.backend == "redis":
         huey_task(runtime)(job_id)
         return
+    if long:
+        # if the process ends first (a restart), the job is still pending and the sweeper runs it again
+        worker = threading.Thread(target=_run_after_commit, args=(runtime, job_id), name=f"platforma-job-{job_id}",
+                                  daemon=True)
+        worker.start()
+        worker.join(LONG_JOB_WAIT_SECONDS)
+        return
+    _run_after_commit(runtime, job_id)
+
+
+def _run_after_commit(runtime: Runtime, job_id: int) -> None:
     try:
         run_job(runtime, job_id)
     except Exception:  # the job stays pending and the sweeper retries it

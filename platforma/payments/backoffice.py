@@ -13,10 +13,11 @@ from govuk_frontend_wtf.wtforms_widgets import GovFileInput, GovSubmitInput
 from wtforms import StringField, SubmitField, TextAreaField
 from wtforms.validators import InputRequired, Length, Regexp
 
+from platforma.accounts.models import User
 from platforma.core.access import Permission, deny, has_permission, requires
 from platforma.core.web import client_ip, db, runtime, user_agent
 from platforma.payments import queries, reconciliation
-from platforma.payments.models import BankStatement, Payment, PaymentEvent, StatementLine
+from platforma.payments.models import BankStatement, Payment, PaymentEvent, StatementImport, StatementLine
 from platforma.payments.views import REFUND_LABELS, STATE_LABELS
 from platforma.taxes.models import Taxpayer
 from platforma.web.filters import money, today_warsaw
@@ -27,6 +28,11 @@ from platforma.web.pdf import render_pdf
 bp = Blueprint("payments_backoffice", __name__, url_prefix="/urzad/platnosci", template_folder="templates")
 backoffice_menu.add(_l("Płatności i wyciągi"), "payments_backoffice.statements", Permission.TAXPAYERS_VIEW, order=20)
 PAGE_SIZE = 50
+#: an import in these states will not change by itself ("failed" is tried again by the job outbox, but the
+#: clerk is told so on the page rather than kept waiting)
+FINAL_IMPORT_STATES = frozenset({"done", "refused", "failed"})
+IMPORT_LABELS = {"queued": _l("w kolejce"), "importing": _l("trwa wczytywanie"), "done": _l("wczytany"),
+                 "refused": _l("odrzucony"), "failed": _l("błąd, zostanie ponowiony")}
 
 
 class StatementUploadForm(Form):
@@ -52,7 +58,7 @@ class ReturnForm(Form):
 
 @bp.context_processor
 def _helpers() -> dict:
-    return {"zl": money, "state_labels": STATE_LABELS, "refund_labels": REFUND_LABELS}
+    return {"zl": money, "state_labels": STATE_LABELS, "refund_labels": REFUND_LABELS, "import_labels": IMPORT_LABELS}
 
 
 @bp.get("/")
@@ -82,33 +88,38 @@ def payment(reference: str):
 @bp.route("/wyciagi", methods=["GET", "POST"])
 @requires(Permission.TAXPAYERS_VIEW)
 def statements():
+    """Upload: the file is kept and imported by a job; the clerk is sent to the import's page, which
+    shows the result at once for a small file and says the import is running for a large one."""
     form = StatementUploadForm()
-    result = None
     if request.method == "POST":
         if not has_permission(g.user, Permission.POSTINGS_MANAGE):
             deny([Permission.POSTINGS_MANAGE])
         if form.validate_on_submit():
             upload = form.file.data
             data = upload.read()
-            try:
-                result = reconciliation.import_statement(
-                    db(), data, file_name=upload.filename or "", layout=queries.virtual_layout(runtime().settings),
-                    imported_by_id=g.user.id)
-            except reconciliation.ImportRefused as exc:
-                db().rollback()
-                form.file.errors = [_("Wyciąg odrzucony, nic nie zaksięgowano: %(reason)s", reason=str(exc))]
-            else:
-                from platforma.core import audit
-
-                audit.record(db(), "payments.statement_imported", actor=g.user, object_type="statement_file",
-                             object_id=reconciliation.file_digest(data)[:16], details=result.as_dict(),
-                             ip=client_ip(), user_agent=user_agent())
+            if data:
+                queued = reconciliation.queue_import(db(), runtime(), data, file_name=upload.filename or "",
+                                                     clerk=g.user, ip=client_ip(), user_agent=user_agent())
+                return redirect(url_for("payments_backoffice.statement_import", import_id=queued.id), 303)
+            form.file.errors = [_("Plik jest pusty.")]
     imports = list(db().scalars(sa.select(BankStatement).order_by(BankStatement.id.desc()).limit(20)))
+    uploads = list(db().scalars(sa.select(StatementImport).order_by(StatementImport.id.desc()).limit(10)))
     unmatched = db().execute(sa.select(sa.func.count(), sa.func.coalesce(sa.func.sum(StatementLine.amount), 0))
                              .where(StatementLine.status == "unmatched")).one()
     status = 400 if form.file.errors else 200
-    return render_template("payments/statements.html", form=form, result=result, imports=imports,
+    return render_template("payments/statements.html", form=form, imports=imports, uploads=uploads,
                            unmatched_count=unmatched[0], unmatched_total=unmatched[1]), status
+
+
+@bp.get("/wyciagi/wczytania/<int:import_id>")
+@requires(Permission.TAXPAYERS_VIEW)
+def statement_import(import_id: int):
+    upload = db().get(StatementImport, import_id) or abort(404)
+    if request.args.get("format") == "json":
+        # what the page's script asks every few seconds while the import runs
+        return {"status": upload.status, "final": upload.status in FINAL_IMPORT_STATES}
+    return render_template("payments/statement_import.html", upload=upload, final=upload.status in FINAL_IMPORT_STATES,
+                           uploader=db().get(User, upload.uploaded_by_id) if upload.uploaded_by_id else None)
 
 
 @bp.get("/wyciagi/nieprzypisane")

@@ -184,6 +184,37 @@ class BankStatement(Base):
     credits_total: Mapped[Decimal] = mapped_column(Money, default=Decimal("0"))
 
 
+#: queued (the job is waiting), importing, done, refused (the file was not imported: `message` says
+#: why), failed (the job gave up: `message` has the last error)
+IMPORT_STATES = ("queued", "importing", "done", "refused", "failed")
+
+
+class StatementImport(Base):
+    """A statement file a clerk uploaded: kept as uploaded and imported by a job, so a file of tens of
+    thousands of entries is not bound to one web request (nor to a proxy's timeout)."""
+
+    __tablename__ = "statement_import"
+    __table_args__ = (
+        sa.CheckConstraint(_in("status", IMPORT_STATES), name="status"),
+        sa.Index("ix_statement_import_uploaded_at", "uploaded_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    file_name: Mapped[str] = mapped_column(sa.String(255), default="")
+    file_sha256: Mapped[str] = mapped_column(sa.String(64))
+    size_bytes: Mapped[int]
+    content: Mapped[bytes] = mapped_column(sa.LargeBinary, deferred=True)
+    uploaded_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("user_account.id"))
+    uploaded_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    status: Mapped[str] = mapped_column(sa.String(10), default="queued")
+    started_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    #: `ImportResult.as_dict()` once done
+    result: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON)
+    #: why the file was refused, in Polish (or the job's last error)
+    message: Mapped[str] = mapped_column(sa.Text, default="")
+
+
 class StatementLine(Base):
     """One entry of an imported statement, and what became of it."""
 

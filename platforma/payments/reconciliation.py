@@ -5,6 +5,9 @@ the title (the gateway's payout: already posted when the gateway confirmed it, s
 decision number in the title; a PESEL or NIP in the title. What none of these finds goes to the
 "unmatched" queue, where a clerk assigns it (audited). The whole file is one transaction: a file whose
 balances do not add up, or that cannot be read to its end, changes nothing.
+
+A file a clerk uploads is kept (`StatementImport`) and imported by a job (`queue_import`): a statement of
+tens of thousands of entries takes minutes, longer than a web request should wait.
 """
 from __future__ import annotations
 
@@ -22,9 +25,13 @@ from sqlalchemy.orm import Session
 from stdnum.pl import nip as stdnum_nip
 from stdnum.pl import pesel as stdnum_pesel
 
+from platforma.accounts.models import User
 from platforma.core import audit
-from platforma.core.db import utcnow
-from platforma.payments.models import BankStatement, Payment, StatementLine
+from platforma.core.db import transaction, utcnow
+from platforma.core.jobs import enqueue, job_handler
+from platforma.core.runtime import Runtime
+from platforma.payments.models import BankStatement, Payment, StatementImport, StatementLine
+from platforma.payments.queries import virtual_layout
 from platforma.payments.rules import VirtualAccountLayout
 from platforma.payments.statements import Entry, StatementEnd, StatementError, StatementHeader, iter_statement
 from platforma.taxes import operations as tax_operations
@@ -33,6 +40,9 @@ from platforma.taxes.models import Decision, Liability, LiabilityParty, Taxpayer
 _REFERENCE = re.compile(r"\bPF-[0-9A-HJKMNP-TV-Z]{12}\b")
 _DIGITS = re.compile(r"(?<!\d)(\d[\d -]{8,14}\d)(?!\d)")
 _BATCH = 500
+#: PostgreSQL advisory lock: one import at a time, so that a second import of the same statement waits
+#: for the first to commit and then finds it imported (instead of failing on its unique key)
+_IMPORT_LOCK = 0x706C_6677
 
 
 class ImportRefused(ValueError):
@@ -74,6 +84,13 @@ def import_statement(
     """Import every statement in the file. Raises ImportRefused (the caller rolls back) for a file that
     cannot be read or whose balances do not add up. A statement already imported (same account and
     statement id) is skipped whole: importing a file twice changes nothing."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(sa.select(sa.func.pg_advisory_xact_lock(_IMPORT_LOCK)))
+    else:
+        # SQLite reads outside a transaction until the first write: writing first takes the write lock,
+        # so what is read next (is this statement imported?) is what other imports committed
+        session.execute(sa.update(BankStatement).where(sa.false()).values(id=BankStatement.id)
+                        .execution_options(synchronize_session=False))
     digest = hashlib.sha256()
     if isinstance(source, bytes):
         digest.update(source)
@@ -129,6 +146,52 @@ def import_statement(
     session.execute(sa.update(BankStatement).where(BankStatement.file_sha256 == "").values(file_sha256=sha)
                     .execution_options(synchronize_session=False))
     return result
+
+
+def queue_import(session: Session, runtime: Runtime, data: bytes, *, file_name: str, clerk,
+                 ip: str = "", user_agent: str = "") -> StatementImport:
+    """Keep an uploaded statement file and queue its import (audited)."""
+    upload = StatementImport(file_name=file_name[:255], file_sha256=file_digest(data), size_bytes=len(data),
+                             content=data, uploaded_by_id=clerk.id, status="queued", message="")
+    session.add(upload)
+    session.flush()
+    audit.record(session, "payments.statement_uploaded", actor=clerk, object_type="statement_import",
+                 object_id=upload.id, details={"file_name": upload.file_name, "sha256": upload.file_sha256,
+                                               "bytes": len(data)}, ip=ip, user_agent=user_agent)
+    enqueue(session, runtime, "payments.import_statement", {"import_id": upload.id})
+    return upload
+
+
+@job_handler("payments.import_statement", long=True)
+def _import_job(runtime: Runtime, payload: dict) -> None:
+    """Import an uploaded file in one transaction and record how it ended. A refusal is final (the file
+    will not become readable); any other error is recorded and raised, and the job outbox tries again."""
+    import_id = payload["import_id"]
+    with transaction(runtime.session_factory) as session:
+        upload = session.get(StatementImport, import_id)
+        if upload is None or upload.status in ("done", "refused"):
+            return
+        upload.status, upload.started_at, upload.message = "importing", utcnow(), ""
+    try:
+        with transaction(runtime.session_factory) as session:
+            upload = session.get(StatementImport, import_id, options=[sa.orm.undefer(StatementImport.content)])
+            result = import_statement(session, upload.content, file_name=upload.file_name,
+                                      layout=virtual_layout(runtime.settings), imported_by_id=upload.uploaded_by_id)
+            upload.status, upload.result, upload.finished_at = "done", result.as_dict(), utcnow()
+            clerk = session.get(User, upload.uploaded_by_id) if upload.uploaded_by_id else None
+            audit.record(session, "payments.statement_imported", actor=clerk, object_type="statement_import",
+                         object_id=upload.id, details={**result.as_dict(), "sha256": upload.file_sha256})
+    except ImportRefused as exc:
+        _import_ended(runtime, import_id, "refused", str(exc))
+    except Exception as exc:
+        _import_ended(runtime, import_id, "failed", f"{type(exc).__name__}: {exc}")
+        raise
+
+
+def _import_ended(runtime: Runtime, import_id: int, status: str, message: str) -> None:
+    with transaction(runtime.session_factory) as session:
+        upload = session.get(StatementImport, import_id)
+        upload.status, upload.message, upload.finished_at = status, message[:2000], utcnow()
 
 
 class _Hashing:

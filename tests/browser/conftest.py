@@ -38,6 +38,8 @@ def pytest_configure(config: Any) -> None:
 
 #: where the live instance writes its mail (the "file" mail backend)
 LIVE_MAIL_DIR = None
+#: the live instance's runtime, for a test that puts something in its database the way a job would find it
+LIVE_RUNTIME = None
 
 
 def _letter_pki():
@@ -96,8 +98,9 @@ def live_server(tmp_path_factory) -> Iterator[str]:
     server = make_server("127.0.0.1", port, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, name="live-server", daemon=True)
     thread.start()
-    global LIVE_MAIL_DIR
+    global LIVE_MAIL_DIR, LIVE_RUNTIME
     LIVE_MAIL_DIR = instance / "mail"
+    LIVE_RUNTIME = runtime
     yield f"http://127.0.0.1:{server.server_port}"
     server.shutdown()
     thread.join(timeout=10)

@@ -86,9 +86,10 @@ def test_clerk_imports_a_statement_and_assigns_a_credit(open_tab, clerk_cookies)
     tab.page.get_by_label(re.compile("Plik wyciągu")).set_input_files(
         files=[{"name": "wyciag.xml", "mimeType": "application/xml", "buffer": statement}])
     tab.submit(tab.page.get_by_role("button", name="Wczytaj wyciąg"))
+    assert tab.page.locator("h1").inner_text() == "Wczytanie wyciągu"
     assert "Do przypisania: 1" in tab.page.locator("main").inner_text()
     tab.check("urząd: wyciąg wczytany")
-    tab.page.get_by_role("link", name=re.compile("Wpłaty czekające na przypisanie")).click()
+    tab.page.get_by_role("link", name="Przejdź do wpłat czekających na przypisanie").click()
     tab.page.wait_for_load_state("load")
     tab.check("urząd: nieprzypisane")
     tab.page.get_by_role("link", name=re.compile("Przypisz wpłatę 42,00")).first.click()
@@ -97,10 +98,46 @@ def test_clerk_imports_a_statement_and_assigns_a_credit(open_tab, clerk_cookies)
     tab.submit(tab.page.get_by_role("button", name="Przypisz i zaksięguj"), status=400)
     assert tab.page.locator(".govuk-error-summary").is_visible()
     tab.check("urząd: pozycja wyciągu, błąd")
+    tab.goto("/urzad/platnosci/wyciagi")
+    tab.page.get_by_label(re.compile("Plik wyciągu")).set_input_files(files=[{
+        "name": "zly.xml", "mimeType": "application/xml",
+        "buffer": camt053([("1.00", True, "x", "", "A")], statement_id="PRZEGLADARKA-2", closing="5.00")}])
+    tab.submit(tab.page.get_by_role("button", name="Wczytaj wyciąg"))
+    assert "Wyciąg odrzucony, nic nie zaksięgowano" in tab.page.locator(".govuk-error-summary").inner_text()
+    tab.check("urząd: wyciąg odrzucony")
     tab.goto("/urzad/platnosci/")
     tab.check("urząd: płatności online")
     tab.goto("/urzad/platnosci/raport")
     tab.check("urząd: raport dzienny")
+
+
+def test_a_statement_still_importing_shows_itself_when_done(open_tab, clerk_cookies):
+    """A large statement's page says the import is running (a live region, a link to check again) and,
+    with JavaScript, loads itself again once the job has ended."""
+    from platforma.core.db import transaction
+    from platforma.core.jobs import OutboxJob, run_due
+    from platforma.payments.models import StatementImport
+    from tests.browser import conftest as live
+    from tests.integration.test_payments_statements import camt053
+
+    data = camt053([("13.00", True, "wplata bez danych", "", "JAN NIEZNANY")], statement_id="PRZEGLADARKA-3")
+    with transaction(live.LIVE_RUNTIME.session_factory) as session:
+        # as the upload leaves it when the job has not run yet (Huey busy with another file)
+        upload = StatementImport(file_name="duzy.xml", file_sha256="0" * 64, size_bytes=len(data), content=data,
+                                 status="queued", message="")
+        session.add(upload)
+        session.flush()
+        session.add(OutboxJob(kind="payments.import_statement", payload={"import_id": upload.id}))
+        import_id = upload.id
+    tab = open_tab(viewport=PHONE, storage_state=clerk_cookies)
+    tab.goto(f"/urzad/platnosci/wyciagi/wczytania/{import_id}")
+    assert tab.page.get_by_role("status").inner_text().startswith("Wyciąg czeka w kolejce.")
+    assert tab.page.get_by_role("link", name="Sprawdź ponownie").is_visible()
+    tab.check("urząd: wyciąg w kolejce")
+    run_due(live.LIVE_RUNTIME)
+    tab.page.wait_for_selector("text=Pozycji: 1.", timeout=20_000)
+    assert "Do przypisania: 1" in tab.page.locator("main").inner_text()
+    assert tab.js_errors() == []
 
 
 def test_the_zaplac_button_on_the_account_page(open_tab, resident_liability, clerk_cookies):  # noqa: F811

@@ -150,24 +150,6 @@ def test_clerk_assigns_or_returns_unmatched_credits(runtime, app, client, logged
     assert again.status_code in (200, 400) and _posted(runtime, people[2].id) == 0
 
 
-def test_upload_page_refuses_a_bad_file_in_polish(runtime, client, logged_in, create_user, gmina):
-    clerk = create_user("clerk")
-    logged_in(clerk)
-    page = client.get("/urzad/platnosci/wyciagi")
-    import io
-
-    bad = camt053([("10.00", True, "x", "", "A")], closing="1.00")
-    response = client.post("/urzad/platnosci/wyciagi", data={"csrf_token": csrf_from(page.data), "file": (io.BytesIO(bad), "zly.xml")},
-                           content_type="multipart/form-data")
-    assert response.status_code == 400 and "Wyciąg odrzucony, nic nie zaksięgowano" in response.data.decode()
-    good = camt053([("10.00", True, "x", "", "A")])
-    response = client.post("/urzad/platnosci/wyciagi", data={"csrf_token": csrf_from(page.data), "file": (io.BytesIO(good), "dobry.xml")},
-                           content_type="multipart/form-data")
-    assert response.status_code == 200 and "Do przypisania: 1" in response.data.decode()
-    with runtime.session_factory() as session:
-        assert session.scalar(sa.select(sa.func.count()).select_from(BankStatement)) == 1
-
-
 def test_daily_report_lists_gateway_and_bank_payments(runtime, client, logged_in, create_user, gmina):
     people, reference = gmina
     layout = virtual_layout(runtime.settings)

@@ -1,0 +1,179 @@
+"""A clerk's statement upload is kept and imported by a job, on both databases: the page answers at once
+with the result of a small file and with "running" for one that takes longer; a refusal is shown in
+Polish with nothing posted; two imports of the same statement at the same moment post it once; an
+import cut short (the process ended) is run again by the job sweeper."""
+from __future__ import annotations
+
+import io
+import threading
+import time
+from decimal import Decimal
+
+import pytest
+import sqlalchemy as sa
+
+from platforma.core import jobs
+from platforma.core.audit import AuditEntry
+from platforma.core.db import transaction
+from platforma.core.jobs import OutboxJob, run_due
+from platforma.payments import reconciliation
+from platforma.payments.models import BankStatement, StatementImport, StatementLine
+from platforma.payments.queries import virtual_layout
+from platforma.taxes.models import Posting
+from tests.conftest import csrf_from, login
+from tests.integration.test_payments_statements import PAYMENTS, camt053, gmina  # noqa: F401  (the fixture)
+
+
+@pytest.fixture
+def settings(settings_factory, database_url):
+    return settings_factory(database_url, payments=PAYMENTS)
+
+
+def _upload(client, data: bytes, name: str = "wyciag.xml"):
+    page = client.get("/urzad/platnosci/wyciagi")
+    return client.post("/urzad/platnosci/wyciagi", data={"csrf_token": csrf_from(page.data), "file": (io.BytesIO(data), name)},
+                       content_type="multipart/form-data")
+
+
+def _bank_postings(runtime) -> tuple[int, Decimal]:
+    """(statement credits posted, their total)"""
+    with runtime.session_factory() as session:
+        return session.execute(sa.select(sa.func.count(sa.distinct(Posting.payment_ref)),
+                                         sa.func.coalesce(sa.func.sum(Posting.amount), 0)).where(
+            Posting.source == "bank", Posting.kind.in_(("wplata", "nadplata")))).one()
+
+
+def test_an_upload_is_imported_by_a_job_and_its_page_tells_the_result(runtime, client, logged_in, create_user, gmina):  # noqa: F811
+    people, _reference = gmina
+    layout = virtual_layout(runtime.settings)
+    clerk = create_user("clerk")
+    logged_in(clerk)
+
+    bad = camt053([("10.00", True, "x", "", "A")], closing="1.00")
+    refused = _upload(client, bad, "zly.xml")
+    assert refused.status_code == 303
+    page = client.get(refused.headers["Location"])
+    text = page.data.decode()
+    assert page.status_code == 200 and "Wyciąg odrzucony, nic nie zaksięgowano" in text and "się nie bilansuje" in text
+    assert client.get(refused.headers["Location"] + "?format=json").json == {"status": "refused", "final": True}
+
+    good = camt053([("150.00", True, "podatek", layout.account_for(people[0].id), "JAN KOWALSKI"),
+                    ("35.00", True, "za smieci", "", "KTOS NIEZNANY")])
+    done = _upload(client, good, "dobry.xml")
+    assert done.status_code == 303
+    text = client.get(done.headers["Location"]).data.decode()
+    assert "Pozycji: 2. Zaksięgowano automatycznie: 1 (150,00\u00a0zł)" in text and "Do przypisania: 1" in text
+    assert client.get(done.headers["Location"] + "?format=json").json == {"status": "done", "final": True}
+    # the same file again: imported before, nothing posted twice
+    again = client.get(_upload(client, good, "kopia.xml").headers["Location"]).data.decode()
+    assert "Pominięto wyciągi wczytane już wcześniej: WYC-2026-0042 42" in again
+    assert _bank_postings(runtime) == (1, Decimal("150.00"))
+
+    listing = client.get("/urzad/platnosci/wyciagi").data.decode()
+    assert "zly.xml" in listing and "odrzucony" in listing and "dobry.xml" in listing and "wczytany" in listing
+    empty = _upload(client, b"", "pusty.xml")
+    assert empty.status_code == 400 and "Plik jest pusty" in empty.data.decode()
+
+    with runtime.session_factory() as session:
+        uploads = session.execute(sa.select(StatementImport.file_name, StatementImport.status, StatementImport.size_bytes)
+                                  .order_by(StatementImport.id)).all()
+        actions = [a for a in session.scalars(sa.select(AuditEntry.action).where(AuditEntry.action.like("payments.statement_%"))
+                                              .order_by(AuditEntry.id))]
+        assert session.scalar(sa.select(sa.func.count()).select_from(BankStatement)) == 1
+    assert uploads == [("zly.xml", "refused", len(bad)), ("dobry.xml", "done", len(good)), ("kopia.xml", "done", len(good))]
+    assert actions == ["payments.statement_uploaded", "payments.statement_uploaded", "payments.statement_imported",
+                       "payments.statement_uploaded", "payments.statement_imported"]
+
+
+def test_a_resident_cannot_see_an_import(runtime, app, client, logged_in, create_user, gmina):  # noqa: F811
+    clerk = create_user("clerk")
+    logged_in(clerk)
+    location = _upload(client, camt053([("10.00", True, "x", "", "A")])).headers["Location"]
+    resident = app.test_client()
+    assert login(resident, create_user("resident")).status_code == 302
+    assert resident.get(location).status_code == 403
+    assert resident.get(location + "?format=json").status_code == 403
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)  # SQLite's write lock would stop the upload too
+def test_a_long_import_answers_before_it_ends(runtime, client, logged_in, create_user, gmina, monkeypatch):  # noqa: F811
+    """The page does not wait for the import: while another import holds the imports' lock, the clerk is
+    answered with "running", and the result follows."""
+    people, _reference = gmina
+    layout = virtual_layout(runtime.settings)
+    monkeypatch.setattr(jobs, "LONG_JOB_WAIT_SECONDS", 0.3)
+    clerk = create_user("clerk")
+    logged_in(clerk)
+    blocker = runtime.engine.connect()
+    blocking = blocker.begin()
+    blocker.execute(sa.select(sa.func.pg_advisory_xact_lock(reconciliation._IMPORT_LOCK)))
+    try:
+        started = time.monotonic()
+        answer = _upload(client, camt053([("150.00", True, "podatek", layout.account_for(people[1].id), "ANNA NOWAK")]))
+        assert answer.status_code == 303 and time.monotonic() - started < 5
+        waiting = client.get(answer.headers["Location"])
+        text = waiting.data.decode()
+        assert "Trwa wczytywanie wyciągu" in text or "Wyciąg czeka w kolejce" in text
+        assert "data-pf-poll" in text and 'role="status"' in text
+        assert client.get(answer.headers["Location"] + "?format=json").json["final"] is False
+        assert _bank_postings(runtime) == (0, 0)
+    finally:
+        blocking.rollback()
+        blocker.close()
+    deadline = time.monotonic() + 30
+    while client.get(answer.headers["Location"] + "?format=json").json["status"] != "done":
+        assert time.monotonic() < deadline, "the import did not end"
+        time.sleep(0.1)
+    assert _bank_postings(runtime) == (1, Decimal("150.00"))
+
+
+def test_two_imports_of_one_statement_at_once_post_it_once(runtime, gmina):  # noqa: F811
+    people, _reference = gmina
+    layout = virtual_layout(runtime.settings)
+    data = camt053([(f"{10 + n}.00", True, "podatek", layout.account_for(people[n % 4].id), "X") for n in range(40)])
+    results, errors = [], []
+    ready = threading.Barrier(2)
+
+    def run(name):
+        try:
+            ready.wait()
+            with transaction(runtime.session_factory) as session:
+                results.append(reconciliation.import_statement(session, data, file_name=name, layout=layout))
+        except Exception as exc:  # noqa: BLE001  (reported below)
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(name,)) for name in ("a.xml", "b.xml")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert errors == []
+    assert sorted(r.statements for r in results) == [0, 1]
+    assert sorted(len(r.already_imported) for r in results) == [0, 1]
+    with runtime.session_factory() as session:
+        assert session.scalar(sa.select(sa.func.count()).select_from(StatementLine)) == 40
+    assert _bank_postings(runtime) == (40, sum(Decimal(10 + n) for n in range(40)))
+
+
+def test_an_import_cut_short_is_run_again_by_the_sweeper(runtime, gmina, create_user):  # noqa: F811
+    """What the database holds after the process died mid-import: the upload marked "importing", its job
+    still pending (the import's own transaction never committed). The sweeper finishes it."""
+    people, _reference = gmina
+    layout = virtual_layout(runtime.settings)
+    clerk = create_user("clerk")
+    data = camt053([("77.00", True, "podatek", layout.account_for(people[2].id), "PIOTR")])
+    with transaction(runtime.session_factory) as session:
+        upload = StatementImport(file_name="przerwany.xml", file_sha256=reconciliation.file_digest(data),
+                                 size_bytes=len(data), content=data, uploaded_by_id=clerk.id, status="importing", message="")
+        session.add(upload)
+        session.flush()
+        session.add(OutboxJob(kind="payments.import_statement", payload={"import_id": upload.id}))
+        import_id = upload.id
+    assert run_due(runtime) == {"done": 1}
+    with runtime.session_factory() as session:
+        upload = session.get(StatementImport, import_id)
+        assert (upload.status, upload.result["matched"], upload.message) == ("done", 1, "")
+        assert upload.finished_at is not None and upload.started_at is not None
+    assert _bank_postings(runtime) == (1, Decimal("77.00"))
+    assert run_due(runtime) == {}  # nothing left to do, nothing posted again
+    assert _bank_postings(runtime) == (1, Decimal("77.00"))
