@@ -193,6 +193,10 @@ def _record_refund(runtime: Runtime, gateway_id: str, report: RefundReport) -> b
             PaymentRefund.gateway == gateway_id, PaymentRefund.gateway_refund_id == report.refund_id)) is not None)
 
 
+#: how long a notification waits for a payment's or an account's lock before it is answered 503
+NOTIFICATION_LOCK_TIMEOUT_MS = 5000
+
+
 def _recorded(runtime: Runtime, label: str, record: Callable[[Session], object],
               twin_recorded: Callable[[Session], bool]) -> bool:
     """Run `record` in a transaction of its own. False (the gateway must send it again) on a database
@@ -200,6 +204,11 @@ def _recorded(runtime: Runtime, label: str, record: Callable[[Session], object],
     postings, transaction or refund ids), which then stands."""
     try:
         with transaction(runtime.session_factory) as session:
+            if session.get_bind().dialect.name == "postgresql":
+                # an account locked for long (a statement import posting to it) is not waited for: the
+                # gateway is answered 503 and sends the notification again, and the web server's threads
+                # are not all left waiting on one import
+                session.execute(sa.text(f"SET LOCAL lock_timeout = {int(NOTIFICATION_LOCK_TIMEOUT_MS)}"))
             record(session)
     except sa.exc.OperationalError as exc:
         log.error("%s: błąd bazy danych, bramka ponowi: %s", label, exc)

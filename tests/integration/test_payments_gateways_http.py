@@ -153,6 +153,34 @@ def test_a_verify_that_times_out_is_retried_and_posted_once(gateway_setup, runti
         assert payment.state == "confirmed" and posted == Decimal("50.00") and events == 1
 
 
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)  # row locks: PostgreSQL
+@pytest.mark.parametrize("gateway_setup", ["przelewy24"], indirect=True)
+def test_a_notification_for_an_account_locked_for_long_is_answered_503(gateway_setup, runtime, app, client, logged_in,
+                                                                     resident_with_arrears, monkeypatch):  # noqa: F811
+    """A statement import holds its taxpayers' rows until it commits: a notification for one of them
+    waits a bounded time, is answered 503 with nothing changed, and is posted once when sent again."""
+    from platforma.payments import flows
+
+    monkeypatch.setattr(flows, "NOTIFICATION_LOCK_TIMEOUT_MS", 300)
+    _gateway, simulator, _settings = gateway_setup
+    user, taxpayer, _ids = resident_with_arrears
+    with AppServer(app):
+        logged_in(user)
+        assert _start_payment(client, taxpayer.id, mode="amount", amount="70").status_code == 303
+        with runtime.session_factory() as session:
+            reference = session.scalars(sa.select(Payment.reference)).one()
+        with runtime.engine.connect() as importer:
+            importer.execute(sa.text("SELECT id FROM taxpayer WHERE id = :id FOR UPDATE"), {"id": taxpayer.id})
+            started = time.monotonic()
+            assert simulator.pay(reference) == 503
+            assert time.monotonic() - started < 5
+            assert _ledger(runtime, reference)[1:] == (Decimal("0"), 0)
+            importer.rollback()
+        assert simulator.notify(reference, times=2) == [200, 200]
+        payment, posted, events = _ledger(runtime, reference)
+        assert payment.state == "confirmed" and posted == Decimal("70.00") and events == 1
+
+
 @pytest.mark.parametrize("gateway_setup", ["przelewy24"], indirect=True)
 def test_a_registration_that_times_out_tells_the_resident_and_stores_a_failed_payment(
         gateway_setup, runtime, app, client, logged_in, resident_with_arrears):  # noqa: F811
