@@ -118,7 +118,7 @@ def statement_import(import_id: int):
     if request.args.get("format") == "json":
         # what the page's script asks every few seconds while the import runs
         return {"status": upload.status, "final": upload.status in FINAL_IMPORT_STATES}
-    return render_template("payments/statement_import.html", upload=upload, final=upload.status in FINAL_IMPORT_STATES,
+    return render_template("payments/statement_import.html", upload=upload,
                            uploader=db().get(User, upload.uploaded_by_id) if upload.uploaded_by_id else None)
 
 

@@ -105,6 +105,7 @@ def import_statement(
     try:
         for item in iter_statement(stream, max_bytes=max_bytes):
             if isinstance(item, StatementHeader):
+                _check_header(item)
                 skipping = session.scalar(sa.select(BankStatement.id).where(
                     BankStatement.account == item.account, BankStatement.statement_id == item.statement_id)) is not None
                 if skipping:
@@ -146,6 +147,17 @@ def import_statement(
     session.execute(sa.update(BankStatement).where(BankStatement.file_sha256 == "").values(file_sha256=sha)
                     .execution_options(synchronize_session=False))
     return result
+
+
+def _check_header(header: StatementHeader) -> None:
+    """What is stored of a statement's header fits its columns; a file whose header does not is refused."""
+    if not header.account or len(header.account) > 34:
+        raise StatementError(f"wyciąg {header.statement_id[:40]}: numer rachunku „{header.account[:40]}” nie jest "
+                             "numerem rachunku (NRB albo IBAN, najwyżej 34 znaki)")
+    if len(header.statement_id) > 80:
+        raise StatementError(f"identyfikator wyciągu „{header.statement_id[:40]}…” jest dłuższy niż 80 znaków")
+    if not re.fullmatch(r"[A-Z]{3}", header.currency):
+        raise StatementError(f"wyciąg {header.statement_id[:40]}: waluta „{header.currency[:10]}” nie jest kodem ISO 4217")
 
 
 def queue_import(session: Session, runtime: Runtime, data: bytes, *, file_name: str, clerk,

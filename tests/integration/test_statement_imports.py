@@ -177,3 +177,19 @@ def test_an_import_cut_short_is_run_again_by_the_sweeper(runtime, gmina, create_
     assert _bank_postings(runtime) == (1, Decimal("77.00"))
     assert run_due(runtime) == {}  # nothing left to do, nothing posted again
     assert _bank_postings(runtime) == (1, Decimal("77.00"))
+
+
+def test_a_header_that_does_not_fit_is_refused_in_polish(runtime, gmina):  # noqa: F811
+    """An account number or statement id longer than what a bank statement can carry is refused with a
+    message, on PostgreSQL as on SQLite (which would have stored it), and nothing is stored."""
+    for data, words in (
+        (camt053([("10.00", True, "x", "", "A")], account="PL" + "1" * 40), "nie jest numerem rachunku"),
+        (camt053([("10.00", True, "x", "", "A")], statement_id="X" * 90), "dłuższy niż 80 znaków"),
+    ):
+        with pytest.raises(reconciliation.ImportRefused) as refused:
+            with transaction(runtime.session_factory) as session:
+                reconciliation.import_statement(session, data, file_name="x.xml", layout=virtual_layout(runtime.settings))
+        assert words in str(refused.value)
+    with runtime.session_factory() as session:
+        assert session.scalar(sa.select(sa.func.count()).select_from(BankStatement)) == 0
+        assert session.scalar(sa.select(sa.func.count()).select_from(StatementLine)) == 0
