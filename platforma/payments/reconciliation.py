@@ -122,12 +122,15 @@ def import_statement(
             elif isinstance(item, Entry):
                 if skipping or statement is None:
                     continue
+                _check_amount(item.amount, f"wyciąg {statement.statement_id[:40]}, pozycja {item.sequence}")
                 result.entries += 1
                 pending.append(item)
                 if len(pending) >= _BATCH:
                     _settle(session, matcher, statement.id, pending, result)
                     pending = []
             elif isinstance(item, StatementEnd):
+                if statement is not None:
+                    _check_amount(item.closing, f"wyciąg {statement.statement_id[:40]}, saldo zamknięcia")
                 if pending and statement is not None:
                     _settle(session, matcher, statement.id, pending, result)
                 pending = []
@@ -158,6 +161,23 @@ def _check_header(header: StatementHeader) -> None:
         raise StatementError(f"identyfikator wyciągu „{header.statement_id[:40]}…” jest dłuższy niż 80 znaków")
     if not re.fullmatch(r"[A-Z]{3}", header.currency):
         raise StatementError(f"wyciąg {header.statement_id[:40]}: waluta „{header.currency[:10]}” nie jest kodem ISO 4217")
+    _check_amount(header.opening, f"wyciąg {header.statement_id[:40]}, saldo otwarcia")
+    if header.closing is not None:
+        _check_amount(header.closing, f"wyciąg {header.statement_id[:40]}, saldo zamknięcia")
+
+
+#: the largest amount (in złoty) a statement may carry: ten trillion, far above any gmina's account and
+#: far below what the ledger's integer grosze can hold
+_LARGEST = Decimal("9999999999999.99")
+
+
+def _check_amount(amount: Decimal, where: str) -> None:
+    """Amounts are kept in whole grosze: an amount with a fraction of a grosz, or beyond any account's
+    scale, is refused rather than rounded or overflowing."""
+    if amount % Decimal("0.01") != 0:
+        raise StatementError(f"{where}: kwota {amount} ma ułamek grosza (więcej niż dwa miejsca po przecinku)")
+    if abs(amount) > _LARGEST:
+        raise StatementError(f"{where}: kwota {amount} przekracza dopuszczalną wielkość")
 
 
 def queue_import(session: Session, runtime: Runtime, data: bytes, *, file_name: str, clerk,

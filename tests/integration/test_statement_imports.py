@@ -11,6 +11,8 @@ from decimal import Decimal
 
 import pytest
 import sqlalchemy as sa
+from hypothesis import HealthCheck, given, settings as hsettings
+from hypothesis import strategies as st
 
 from platforma.core import jobs
 from platforma.core.audit import AuditEntry
@@ -179,12 +181,19 @@ def test_an_import_cut_short_is_run_again_by_the_sweeper(runtime, gmina, create_
     assert _bank_postings(runtime) == (1, Decimal("77.00"))
 
 
-def test_a_header_that_does_not_fit_is_refused_in_polish(runtime, gmina):  # noqa: F811
-    """An account number or statement id longer than what a bank statement can carry is refused with a
-    message, on PostgreSQL as on SQLite (which would have stored it), and nothing is stored."""
+def test_what_the_ledger_cannot_hold_is_refused_in_polish(runtime, gmina):  # noqa: F811
+    """An account number or statement id longer than a bank statement can carry, an amount with a
+    fraction of a grosz or beyond any account's scale: refused with a message, on PostgreSQL as on
+    SQLite (one failed on the column, the other stored it or overflowed), and nothing is stored."""
+    huge = "99999999999999999.99"
     for data, words in (
         (camt053([("10.00", True, "x", "", "A")], account="PL" + "1" * 40), "nie jest numerem rachunku"),
         (camt053([("10.00", True, "x", "", "A")], statement_id="X" * 90), "dłuższy niż 80 znaków"),
+        (camt053([("10.001", True, "x", "", "A")], opening="0.00", closing="10.001"), "saldo zamknięcia: kwota 10.001"),
+        (camt053([("10.001", True, "x", "", "A"), ("0.009", True, "x", "", "A")], opening="0.00", closing="10.01"),
+         "pozycja 1: kwota 10.001 ma ułamek grosza"),
+        (camt053([(huge, True, "x", "", "A")], opening="0.00", closing="0.00"), "przekracza dopuszczalną wielkość"),
+        (camt053([("1.00", True, "x", "", "A")], opening="0.005", closing="1.005"), "saldo otwarcia: kwota 0.005"),
     ):
         with pytest.raises(reconciliation.ImportRefused) as refused:
             with transaction(runtime.session_factory) as session:
@@ -193,3 +202,35 @@ def test_a_header_that_does_not_fit_is_refused_in_polish(runtime, gmina):  # noq
     with runtime.session_factory() as session:
         assert session.scalar(sa.select(sa.func.count()).select_from(BankStatement)) == 0
         assert session.scalar(sa.select(sa.func.count()).select_from(StatementLine)) == 0
+
+
+_XML_TEXT = st.text(st.characters(blacklist_categories=("Cs", "Cc", "Cn")), max_size=600)
+_AMOUNTS = st.integers(0, 4).flatmap(lambda places: st.decimals(
+    min_value=Decimal("0.0001"), max_value=Decimal("1e19"), places=places, allow_nan=False, allow_infinity=False))
+
+
+@hsettings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_any_statement_is_imported_or_refused_never_an_error(runtime, gmina, data):  # noqa: F811
+    """Whatever a parsed statement carries (amounts of any scale and size, titles and names of any
+    length and script, account numbers of any length), the import posts it or refuses it with a
+    message: never a database error."""
+    people, _reference = gmina
+    layout = virtual_layout(runtime.settings)
+    credited = st.one_of(st.sampled_from([layout.account_for(p.id) for p in people] + [""]),
+                         st.text("0123456789", max_size=40))
+    entries = data.draw(st.lists(st.tuples(_AMOUNTS.filter(lambda a: a > 0), st.booleans(), _XML_TEXT, credited, _XML_TEXT),
+                                 min_size=1, max_size=5))
+    total = sum((a if credit else -a) for a, credit, *_ in entries)
+    statement = camt053([(f"{a:f}", credit, title, account, who) for a, credit, title, account, who in entries],
+                        opening="0.00", closing=f"{max(total, Decimal(0)):f}",
+                        statement_id=data.draw(st.text("ABCXYZ0123456789/-", min_size=1, max_size=100)))
+    with runtime.session_factory() as session:
+        try:
+            result = reconciliation.import_statement(session, statement, file_name="f.xml", layout=layout)
+        except reconciliation.ImportRefused as refused:
+            assert str(refused)
+        else:
+            assert result.entries == len(entries)
+        finally:
+            session.rollback()
