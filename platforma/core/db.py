@@ -95,6 +95,13 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA busy_timeout=10000")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
+    # SQLite's own lower() folds only ASCII: "ŻÓŁKIEWSKA" would not be found as "żółkiewska" (searches
+    # compare lower() of both sides, as PostgreSQL does with its Unicode lower())
+    dbapi_connection.create_function("lower", 1, _unicode_lower, deterministic=True)
+
+
+def _unicode_lower(value: Any) -> Any:
+    return value.lower() if isinstance(value, str) else value
 
 
 def normalise_url(url: str) -> str:

@@ -3,6 +3,8 @@ the daily report for the accountant."""
 from __future__ import annotations
 
 import datetime as dt
+import re
+from decimal import Decimal
 
 import sqlalchemy as sa
 from flask import Blueprint, Response, abort, flash, g, redirect, render_template, request, url_for
@@ -125,9 +127,28 @@ def statement_import(import_id: int):
 @bp.get("/wyciagi/nieprzypisane")
 @requires(Permission.TAXPAYERS_VIEW)
 def unmatched():
-    lines = list(db().scalars(sa.select(StatementLine).where(StatementLine.status == "unmatched")
-                              .order_by(StatementLine.booking_date, StatementLine.id).limit(200)))
-    return render_template("payments/unmatched.html", lines=lines)
+    """The credits nobody could match, oldest first, a page at a time; found by a word of the title or
+    the payer's name or account, or by the amount ("123,45")."""
+    query = (request.args.get("szukaj") or "").strip()[:100]
+    found = StatementLine.status == "unmatched"
+    if query:
+        amount = re.fullmatch(r"(\d{1,12})(?:[,.](\d{1,2}))?", re.sub(r"[\s\u00a0]|zł", "", query))
+        words = sa.or_(StatementLine.title.icontains(query, autoescape=True),
+                       StatementLine.counterparty.icontains(query, autoescape=True),
+                       StatementLine.counterparty_account.icontains(query.replace(" ", ""), autoescape=True))
+        if amount:
+            words = sa.or_(words, StatementLine.amount == Decimal(f"{amount[1]}.{(amount[2] or '0'):0<2}"))
+        found = sa.and_(found, words)
+    try:
+        page = max(1, int(request.args.get("strona", "1")))
+    except ValueError:
+        page = 1
+    count, total = db().execute(sa.select(sa.func.count(), sa.func.coalesce(sa.func.sum(StatementLine.amount), 0))
+                                .where(found)).one()
+    lines = list(db().scalars(sa.select(StatementLine).where(found).order_by(StatementLine.booking_date, StatementLine.id)
+                              .offset((page - 1) * PAGE_SIZE).limit(PAGE_SIZE)))
+    return render_template("payments/unmatched.html", lines=lines, query=query, page=page, count=count, total=total,
+                           has_next=page * PAGE_SIZE < count)
 
 
 @bp.route("/wyciagi/pozycje/<int:line_id>", methods=["GET", "POST"])

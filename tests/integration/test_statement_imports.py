@@ -234,3 +234,31 @@ def test_any_statement_is_imported_or_refused_never_an_error(runtime, gmina, dat
             assert result.entries == len(entries)
         finally:
             session.rollback()
+
+
+def test_the_unmatched_queue_pages_and_finds_a_credit(runtime, client, logged_in, create_user, gmina):  # noqa: F811
+    """15 March: more unmatched credits than a page holds. The clerk pages through them, oldest first,
+    and finds one by a word of its title, by the payer or by its amount."""
+    credits = [(f"{20 + n}.00", True, f"oplata nr {n:03d}", "", f"PLATNIK {n:03d}") for n in range(60)]
+    credits[37] = ("123.45", True, "smieci za lipiec 100%", "", "ZOFIA ŻÓŁKIEWSKA")
+    with transaction(runtime.session_factory) as session:
+        reconciliation.import_statement(session, camt053(credits), file_name="x.xml", layout=virtual_layout(runtime.settings))
+    logged_in(create_user("clerk"))
+
+    def rows(page):
+        return page.count('href="/urzad/platnosci/wyciagi/pozycje/')
+
+    first = client.get("/urzad/platnosci/wyciagi/nieprzypisane").data.decode()
+    total = sum(Decimal(a) for a, *_ in credits)
+    assert rows(first) == 50 and "Wpłat: 60, razem " in first and "oplata nr 000" in first and 'rel="next"' in first
+    assert f"{total:,.2f}".replace(",", "\u00a0").replace(".", ",") in first
+    second = client.get("/urzad/platnosci/wyciagi/nieprzypisane?strona=2").data.decode()
+    assert rows(second) == 10 and "oplata nr 059" in second and 'rel="prev"' in second and 'rel="next"' not in second
+    for query in ("lipiec", "żółkiewska", "123,45", "123.45 zł", "100%"):
+        found = client.get("/urzad/platnosci/wyciagi/nieprzypisane", query_string={"szukaj": query}).data.decode()
+        assert rows(found) == 1 and "smieci za lipiec" in found and "Wpłat: 1, razem 123,45" in found, query
+    nothing = client.get("/urzad/platnosci/wyciagi/nieprzypisane", query_string={"szukaj": "%"}).data.decode()
+    assert rows(nothing) == 1  # "%" is a character here, not a wildcard: only the title with "100%"
+    none = client.get("/urzad/platnosci/wyciagi/nieprzypisane", query_string={"szukaj": "czynsz"}).data.decode()
+    assert rows(none) == 0 and "Żadna nieprzypisana wpłata nie pasuje do „czynsz”" in none
+    assert client.get("/urzad/platnosci/wyciagi/nieprzypisane?strona=x").status_code == 200

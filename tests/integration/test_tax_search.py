@@ -92,3 +92,14 @@ def test_a_gmina_without_individual_accounts(runtime, logged_in, create_user, cr
     assert len(searches(runtime, clerk.id)) == 1
     # other searches are unchanged: a PESEL is 11 digits, a NIP 10
     assert person.display_name in text_of(client.get("/urzad/podatnicy/", query_string={"q": person.pesel}))
+
+
+def test_a_name_is_found_whatever_the_case_of_its_polish_letters(runtime, clerk_client, create_taxpayer):
+    """A surname written in capitals in the register ("ŻÓŁKIEWSKA") is found typed in small letters, and
+    the other way round, on SQLite as on PostgreSQL (SQLite's own lower() folds only ASCII)."""
+    _clerk, client = clerk_client
+    person = create_taxpayer(last_name="ŻÓŁKIEWSKA")
+    other = create_taxpayer(last_name="ślęczek")
+    for query, found in (("żółkiewska", person), ("ŻółKIEW", person), ("ŚLĘCZEK", other)):
+        page = text_of(client.get("/urzad/podatnicy/", query_string={"q": query}))
+        assert "Znaleziono: 1" in page and found.pesel in page, query
