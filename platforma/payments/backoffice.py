@@ -68,13 +68,26 @@ def _helpers() -> dict:
 def payments():
     state = request.args.get("stan", "")
     query = (request.args.get("szukaj") or "").strip()
-    stmt = sa.select(Payment).order_by(Payment.created_at.desc(), Payment.id.desc()).limit(PAGE_SIZE)
+    page = _page()
+    stmt = (sa.select(Payment).order_by(Payment.created_at.desc(), Payment.id.desc())
+            .offset((page - 1) * PAGE_SIZE).limit(PAGE_SIZE + 1))
     if state in STATE_LABELS:
         stmt = stmt.where(Payment.state == state)
     if query:
         stmt = stmt.where(sa.or_(Payment.reference == query.upper(), Payment.gateway_txn_id == query,
                                  Payment.taxpayer_id == (int(query) if query.isdigit() else -1)))
-    return render_template("payments/backoffice_payments.html", payments=list(db().scalars(stmt)), state=state, query=query)
+    found = list(db().scalars(stmt))
+    filters = {key: value for key, value in (("stan", state), ("szukaj", query)) if value}
+    return render_template("payments/backoffice_payments.html", payments=found[:PAGE_SIZE], state=state, query=query,
+                           page=page, has_next=len(found) > PAGE_SIZE, filters=filters)
+
+
+def _page() -> int:
+    """The page of a list asked for ("strona"), 1 when it is not a number."""
+    try:
+        return max(1, int(request.args.get("strona", "1")))
+    except ValueError:
+        return 1
 
 
 @bp.get("/<reference>")
@@ -139,10 +152,7 @@ def unmatched():
         if amount:
             words = sa.or_(words, StatementLine.amount == Decimal(f"{amount[1]}.{(amount[2] or '0'):0<2}"))
         found = sa.and_(found, words)
-    try:
-        page = max(1, int(request.args.get("strona", "1")))
-    except ValueError:
-        page = 1
+    page = _page()
     count, total = db().execute(sa.select(sa.func.count(), sa.func.coalesce(sa.func.sum(StatementLine.amount), 0))
                                 .where(found)).one()
     lines = list(db().scalars(sa.select(StatementLine).where(found).order_by(StatementLine.booking_date, StatementLine.id)

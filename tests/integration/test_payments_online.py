@@ -17,7 +17,7 @@ import sqlalchemy as sa
 
 from platforma.accounts import operations as account_ops
 from platforma.core.db import transaction
-from platforma.payments import flows
+from platforma.payments import flows, operations
 from platforma.payments.models import Payment, PaymentEvent
 from platforma.taxes import operations as tax_ops
 from platforma.taxes.models import Decision, Posting
@@ -372,3 +372,27 @@ def test_the_account_page_offers_zaplac_to_the_resident_only(runtime, client, lo
     assert login(office, clerk).status_code == 302
     seen = office.get(f"/podatki/{taxpayer.id}/").data.decode()
     assert "Zaległość" in seen and 'role="button"' not in seen and "/zaplac" not in seen
+
+
+def test_the_clerks_list_of_payments_pages_through_them(runtime, client, logged_in, create_user, resident_with_arrears):
+    user, taxpayer, _ids = resident_with_arrears
+    with transaction(runtime.session_factory) as session:
+        for n in range(55):
+            payment, _ = operations.create_payment(
+                session, taxpayer_id=taxpayer.id, user_id=user.id, gateway="sandbox", amount=Decimal(10 + n), mode="amount",
+                designation=[], description="t", idempotency_key=f"lista-{n:04d}-" + "x" * 10)
+            if n % 2:
+                operations.move(session, payment, "pending", "gateway")
+    logged_in(create_user("clerk"))
+
+    def references(page: str) -> int:
+        return page.count('href="/urzad/platnosci/PF-')
+
+    first = client.get("/urzad/platnosci/").data.decode()
+    assert references(first) == 50 and 'rel="next"' in first and 'rel="prev"' not in first
+    second = client.get("/urzad/platnosci/?strona=2").data.decode()
+    assert references(second) == 5 and 'rel="prev"' in second and 'rel="next"' not in second
+    # the filter goes with the pages: 27 pending payments fit on one
+    pending = client.get("/urzad/platnosci/", query_string={"stan": "pending"}).data.decode()
+    assert references(pending) == 27 and 'rel="next"' not in pending
+    assert references(client.get("/urzad/platnosci/?strona=abc").data.decode()) == 50
