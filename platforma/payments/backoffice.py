@@ -132,9 +132,17 @@ def statement_import(import_id: int):
     upload = db().get(StatementImport, import_id) or abort(404)
     if request.args.get("format") == "json":
         # what the page's script asks every few seconds while the import runs
-        return {"status": upload.status, "final": upload.status in FINAL_IMPORT_STATES}
-    return render_template("payments/statement_import.html", upload=upload,
+        return {"status": upload.status, "final": upload.status in FINAL_IMPORT_STATES,
+                "progress": _import_progress(upload)}
+    return render_template("payments/statement_import.html", upload=upload, progress=_import_progress(upload),
                            uploader=db().get(User, upload.uploaded_by_id) if upload.uploaded_by_id else None)
+
+
+def _import_progress(upload: StatementImport) -> str:
+    if upload.status != "importing" or not upload.entries_done:
+        return ""
+    done = f"{upload.entries_done:,}".replace(",", "\u00a0")
+    return _("Przetworzono dotąd %(n)s pozycji.", n=done)
 
 
 @bp.get("/wyciagi/nieprzypisane")

@@ -209,6 +209,8 @@ class StatementImport(Base):
     status: Mapped[str] = mapped_column(sa.String(10), default="queued")
     started_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     finished_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    #: entries read so far while importing (PostgreSQL: written from outside the import's transaction)
+    entries_done: Mapped[int] = mapped_column(default=0)
     #: `ImportResult.as_dict()` once done
     result: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON)
     #: why the file was refused, in Polish (or the job's last error)

@@ -15,10 +15,12 @@ import csv
 import datetime as dt
 import hashlib
 import io
+import logging
 import re
+import time
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import BinaryIO, Iterable
+from typing import BinaryIO, Callable, Iterable
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -36,6 +38,8 @@ from platforma.payments.rules import VirtualAccountLayout
 from platforma.payments.statements import Entry, StatementEnd, StatementError, StatementHeader, iter_statement
 from platforma.taxes import operations as tax_operations
 from platforma.taxes.models import Decision, Liability, LiabilityParty, Taxpayer
+
+log = logging.getLogger(__name__)
 
 _REFERENCE = re.compile(r"\bPF-[0-9A-HJKMNP-TV-Z]{12}\b")
 _DIGITS = re.compile(r"(?<!\d)(\d[\d -]{8,14}\d)(?!\d)")
@@ -80,10 +84,12 @@ def import_statement(
     layout: VirtualAccountLayout | None,
     imported_by_id: int | None = None,
     max_bytes: int = 100 * 1024 * 1024,
+    progress: Callable[[int], None] | None = None,
 ) -> ImportResult:
     """Import every statement in the file. Raises ImportRefused (the caller rolls back) for a file that
     cannot be read or whose balances do not add up. A statement already imported (same account and
-    statement id) is skipped whole: importing a file twice changes nothing."""
+    statement id) is skipped whole: importing a file twice changes nothing. `progress` is told the
+    number of entries stored so far after each batch."""
     if session.get_bind().dialect.name == "postgresql":
         session.execute(sa.select(sa.func.pg_advisory_xact_lock(_IMPORT_LOCK)))
     else:
@@ -128,6 +134,8 @@ def import_statement(
                 if len(pending) >= _BATCH:
                     _settle(session, matcher, statement.id, pending, result)
                     pending = []
+                    if progress is not None:
+                        progress(result.entries)
             elif isinstance(item, StatementEnd):
                 if statement is not None:
                     _check_amount(item.closing, f"wyciąg {statement.statement_id[:40]}, saldo zamknięcia")
@@ -203,13 +211,15 @@ def _import_job(runtime: Runtime, payload: dict) -> None:
         upload = session.get(StatementImport, import_id)
         if upload is None or upload.status in ("done", "refused"):
             return
-        upload.status, upload.started_at, upload.message = "importing", utcnow(), ""
+        upload.status, upload.started_at, upload.message, upload.entries_done = "importing", utcnow(), "", 0
     try:
-        with transaction(runtime.session_factory) as session:
+        with transaction(runtime.session_factory) as session, _ProgressWriter(runtime, import_id) as progress:
             upload = session.get(StatementImport, import_id, options=[sa.orm.undefer(StatementImport.content)])
             result = import_statement(session, upload.content, file_name=upload.file_name,
-                                      layout=virtual_layout(runtime.settings), imported_by_id=upload.uploaded_by_id)
+                                      layout=virtual_layout(runtime.settings), imported_by_id=upload.uploaded_by_id,
+                                      progress=progress)
             upload.status, upload.result, upload.finished_at = "done", result.as_dict(), utcnow()
+            upload.entries_done = result.entries
             clerk = session.get(User, upload.uploaded_by_id) if upload.uploaded_by_id else None
             audit.record(session, "payments.statement_imported", actor=clerk, object_type="statement_import",
                          object_id=upload.id, details={**result.as_dict(), "sha256": upload.file_sha256})
@@ -218,6 +228,40 @@ def _import_job(runtime: Runtime, payload: dict) -> None:
     except Exception as exc:
         _import_ended(runtime, import_id, "failed", f"{type(exc).__name__}: {exc}")
         raise
+
+
+class _ProgressWriter:
+    """Writes how many entries an import has stored so far, every few seconds, on a connection of its
+    own outside the import's transaction, so that the import's page can show it. PostgreSQL only:
+    SQLite has one writer at a time, and that is the import."""
+
+    EVERY_SECONDS = 2.0
+
+    def __init__(self, runtime: Runtime, import_id: int) -> None:
+        self.engine, self.import_id = runtime.engine, import_id
+        self.connection: sa.Connection | None = None
+        self.last = 0.0
+
+    def __enter__(self) -> Callable[[int], None] | None:
+        if self.engine.dialect.name != "postgresql":
+            return None
+        self.connection = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        return self
+
+    def __call__(self, entries: int) -> None:
+        now = time.monotonic()
+        if now - self.last < self.EVERY_SECONDS:
+            return
+        self.last = now
+        try:
+            self.connection.execute(sa.update(StatementImport).where(StatementImport.id == self.import_id)
+                                    .values(entries_done=entries))
+        except sa.exc.DBAPIError as exc:  # the page shows less progress; the import goes on
+            log.warning("wczytanie wyciągu %s: nie zapisano postępu: %s", self.import_id, exc)
+
+    def __exit__(self, *exc_info) -> None:
+        if self.connection is not None:
+            self.connection.close()
 
 
 def _import_ended(runtime: Runtime, import_id: int, status: str, message: str) -> None:

@@ -57,7 +57,7 @@ def test_an_upload_is_imported_by_a_job_and_its_page_tells_the_result(runtime, c
     page = client.get(refused.headers["Location"])
     text = page.data.decode()
     assert page.status_code == 200 and "Wyciąg odrzucony, nic nie zaksięgowano" in text and "się nie bilansuje" in text
-    assert client.get(refused.headers["Location"] + "?format=json").json == {"status": "refused", "final": True}
+    assert client.get(refused.headers["Location"] + "?format=json").json == {"status": "refused", "final": True, "progress": ""}
 
     good = camt053([("150.00", True, "podatek", layout.account_for(people[0].id), "JAN KOWALSKI"),
                     ("35.00", True, "za smieci", "", "KTOS NIEZNANY")])
@@ -65,7 +65,7 @@ def test_an_upload_is_imported_by_a_job_and_its_page_tells_the_result(runtime, c
     assert done.status_code == 303
     text = client.get(done.headers["Location"]).data.decode()
     assert "Pozycji: 2. Zaksięgowano automatycznie: 1 (150,00\u00a0zł)" in text and "Do przypisania: 1" in text
-    assert client.get(done.headers["Location"] + "?format=json").json == {"status": "done", "final": True}
+    assert client.get(done.headers["Location"] + "?format=json").json == {"status": "done", "final": True, "progress": ""}
     # the same file again: imported before, nothing posted twice
     again = client.get(_upload(client, good, "kopia.xml").headers["Location"]).data.decode()
     assert "Pominięto wyciągi wczytane już wcześniej: WYC-2026-0042 42" in again
@@ -127,6 +127,36 @@ def test_a_long_import_answers_before_it_ends(runtime, client, logged_in, create
         assert time.monotonic() < deadline, "the import did not end"
         time.sleep(0.1)
     assert _bank_postings(runtime) == (1, Decimal("150.00"))
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)  # progress is written beside the import
+def test_a_long_imports_page_shows_how_far_it_has_got(runtime, client, logged_in, create_user, gmina, monkeypatch):  # noqa: F811
+    """Stopped in its second batch (a taxpayer's account locked elsewhere), the import's page tells how
+    many entries it has stored so far; the count is written outside the import's transaction."""
+    people, _reference = gmina
+    layout = virtual_layout(runtime.settings)
+    monkeypatch.setattr(jobs, "LONG_JOB_WAIT_SECONDS", 0.3)
+    monkeypatch.setattr(reconciliation._ProgressWriter, "EVERY_SECONDS", 0.0)
+    first, second = (layout.account_for(people[n].id) for n in (0, 1))
+    credits = [("1.00", True, "podatek", first, "A")] * 500 + [("2.00", True, "podatek", second, "B")] * 10
+    logged_in(create_user("clerk"))
+    with runtime.engine.connect() as blocker:
+        blocker.execute(sa.text("SELECT id FROM taxpayer WHERE id = :id FOR UPDATE"), {"id": people[1].id})
+        location = _upload(client, camt053(credits)).headers["Location"]
+        deadline = time.monotonic() + 30
+        while not (state := client.get(location + "?format=json").json)["progress"]:
+            assert time.monotonic() < deadline and not state["final"], state
+            time.sleep(0.1)
+        assert state == {"status": "importing", "final": False, "progress": "Przetworzono dotąd 500 pozycji."}
+        assert "Przetworzono dotąd 500 pozycji." in client.get(location).data.decode()
+        assert _bank_postings(runtime) == (0, 0)  # nothing is posted until the whole file is
+        blocker.rollback()
+    while not client.get(location + "?format=json").json["final"]:
+        assert time.monotonic() < deadline + 30
+        time.sleep(0.1)
+    page = client.get(location).data.decode()
+    assert "Pozycji: 510. Zaksięgowano automatycznie: 510" in page and "Przetworzono" not in page
+    assert _bank_postings(runtime) == (510, Decimal("520.00"))
 
 
 def test_two_imports_of_one_statement_at_once_post_it_once(runtime, gmina):  # noqa: F811

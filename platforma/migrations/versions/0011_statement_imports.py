@@ -27,6 +27,7 @@ def upgrade() -> None:
     sa.Column('status', sa.String(length=10), nullable=False),
     sa.Column('started_at', platforma.core.db.UTCDateTime(timezone=True), nullable=True),
     sa.Column('finished_at', platforma.core.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('entries_done', sa.Integer(), nullable=False),
     sa.Column('result', sa.JSON(), nullable=True),
     sa.Column('message', sa.Text(), nullable=False),
     sa.CheckConstraint("status IN ('queued', 'importing', 'done', 'refused', 'failed')", name=op.f('ck_statement_import_status')),
