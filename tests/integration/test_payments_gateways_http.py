@@ -91,6 +91,14 @@ def _start_payment(client, taxpayer_id, **form):
     return client.post(f"/podatki/{taxpayer_id}/zaplac/start", data=data)
 
 
+def _pending_payment(runtime, client, logged_in, user, taxpayer, amount: str) -> str:
+    """The resident starts paying `amount` zł; the reference of the payment the gateway now has."""
+    logged_in(user)
+    assert _start_payment(client, taxpayer.id, mode="amount", amount=amount).status_code == 303
+    with runtime.session_factory() as session:
+        return session.scalars(sa.select(Payment.reference)).one()
+
+
 def _ledger(runtime, reference):
     with runtime.session_factory() as session:
         payment = session.scalars(sa.select(Payment).where(Payment.reference == reference)).one()
@@ -139,10 +147,7 @@ def test_a_verify_that_times_out_is_retried_and_posted_once(gateway_setup, runti
     gateway, simulator, _settings = gateway_setup
     user, taxpayer, _ids = resident_with_arrears
     with AppServer(app):
-        logged_in(user)
-        assert _start_payment(client, taxpayer.id, mode="amount", amount="50").status_code == 303
-        with runtime.session_factory() as session:
-            reference = session.scalars(sa.select(Payment.reference)).one()
+        reference = _pending_payment(runtime, client, logged_in, user, taxpayer, "50")
         simulator.fail_next("verify", "timeout")
         assert simulator.pay(reference) == 503  # we could not confirm with the gateway: it must retry
         assert _ledger(runtime, reference)[0].state == "pending"
@@ -165,10 +170,7 @@ def test_a_notification_for_an_account_locked_for_long_is_answered_503(gateway_s
     _gateway, simulator, _settings = gateway_setup
     user, taxpayer, _ids = resident_with_arrears
     with AppServer(app):
-        logged_in(user)
-        assert _start_payment(client, taxpayer.id, mode="amount", amount="70").status_code == 303
-        with runtime.session_factory() as session:
-            reference = session.scalars(sa.select(Payment.reference)).one()
+        reference = _pending_payment(runtime, client, logged_in, user, taxpayer, "70")
         with runtime.engine.connect() as importer:
             importer.execute(sa.text("SELECT id FROM taxpayer WHERE id = :id FOR UPDATE"), {"id": taxpayer.id})
             started = time.monotonic()
