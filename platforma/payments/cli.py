@@ -117,6 +117,22 @@ def import_statement(file: Path) -> None:
     _print(result.as_dict())
 
 
+@payments.command("forget-uploads", help="Usuń treść plików wyciągów przesłanych przez urzędników ponad N dni temu "
+                  "(wczytanych albo odrzuconych). Wyciągi i ich pozycje zostają; z pliku zostają nazwa, rozmiar i SHA-256.")
+@click.option("--older-than-days", "days", type=click.IntRange(min=30), required=True,
+              help="ile dni (co najmniej 30) plik ma być przechowywany")
+def forget_uploads(days: int) -> None:
+    from platforma.core import audit
+    from platforma.core.db import transaction, utcnow
+    from platforma.payments.reconciliation import forget_uploaded_files
+
+    with transaction(_runtime().session_factory) as session:
+        count = forget_uploaded_files(session, uploaded_before=utcnow() - dt.timedelta(days=days))
+        audit.record(session, "payments.statement_files_forgotten", object_type="statement_import",
+                     details={"files": count, "older_than_days": days, "via": "cli"})
+    _print({"forgotten": count, "older_than_days": days})
+
+
 @payments.command("reconcile", help="Zapytaj bramki o płatności bez potwierdzenia; przeterminowane oznacz jako wygasłe.")
 def reconcile() -> None:
     from platforma.payments.flows import reconcile_pending

@@ -230,6 +230,17 @@ def _import_job(runtime: Runtime, payload: dict) -> None:
         raise
 
 
+def forget_uploaded_files(session: Session, *, uploaded_before: dt.datetime) -> int:
+    """Drop the content of uploaded files imported or refused before a moment; what was imported stays in
+    the statements and their lines, and the upload keeps its name, size, SHA-256 and result. Returns how
+    many files were dropped. Files still queued, importing or failed are kept: they are still needed."""
+    return session.execute(
+        sa.update(StatementImport)
+        .where(StatementImport.status.in_(("done", "refused")), StatementImport.uploaded_at < uploaded_before,
+               sa.func.length(StatementImport.content) > 0)
+        .values(content=b"").execution_options(synchronize_session=False)).rowcount
+
+
 class _ProgressWriter:
     """Writes how many entries an import has stored so far, every few seconds, on a connection of its
     own outside the import's transaction, so that the import's page can show it. PostgreSQL only:

@@ -292,3 +292,44 @@ def test_the_unmatched_queue_pages_and_finds_a_credit(runtime, client, logged_in
     none = client.get("/urzad/platnosci/wyciagi/nieprzypisane", query_string={"szukaj": "czynsz"}).data.decode()
     assert rows(none) == 0 and "Żadna nieprzypisana wpłata nie pasuje do „czynsz”" in none
     assert client.get("/urzad/platnosci/wyciagi/nieprzypisane?strona=x").status_code == 200
+
+
+def test_old_uploaded_files_are_forgotten_and_what_was_imported_stays(runtime, database_url, tmp_path, gmina,  # noqa: F811
+                                                                       create_user, monkeypatch):
+    """`platforma payments forget-uploads --older-than-days N` drops the content of files imported or refused
+    more than N days ago; the statements, their lines and the upload's name, size and hash stay; a file
+    still waiting is kept."""
+    import datetime as dt
+    import json
+
+    from click.testing import CliRunner
+
+    from platforma.cli import cli
+    from platforma.instance import render_config
+
+    clerk = create_user("clerk")
+    data = camt053([("10.00", True, "x", "", "A")])
+    ages = {"done": 400, "refused": 400, "queued": 400}
+    with transaction(runtime.session_factory) as session:
+        for status, days in [*ages.items(), ("done", 10)]:
+            session.add(StatementImport(file_name=f"{status}-{days}.xml", file_sha256="a" * 64, size_bytes=len(data),
+                                        content=data, uploaded_by_id=clerk.id, status=status, message="",
+                                        uploaded_at=dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=days)))
+    config = tmp_path / "gmina.toml"
+    config.write_text(render_config({}).replace('url = "sqlite:///platforma.sqlite3"', f'url = "{database_url}"'),
+                      encoding="utf-8")
+    monkeypatch.setenv("PLATFORMA_CONFIG", str(config))
+    too_soon = CliRunner().invoke(cli, ["payments", "forget-uploads", "--older-than-days", "7"])
+    assert too_soon.exit_code == 2
+    done = CliRunner().invoke(cli, ["payments", "forget-uploads", "--older-than-days", "365"])
+    assert done.exit_code == 0, done.output
+    assert json.loads(done.output) == {"forgotten": 2, "older_than_days": 365}
+    with runtime.session_factory() as session:
+        kept = dict(session.execute(sa.select(StatementImport.file_name, sa.func.length(StatementImport.content))).all())
+        sizes = set(session.scalars(sa.select(StatementImport.size_bytes)))
+        audited = session.scalar(sa.select(sa.func.count()).select_from(AuditEntry).where(
+            AuditEntry.action == "payments.statement_files_forgotten"))
+    assert kept == {"done-400.xml": 0, "refused-400.xml": 0, "queued-400.xml": len(data), "done-10.xml": len(data)}
+    assert sizes == {len(data)} and audited == 1
+    again = CliRunner().invoke(cli, ["payments", "forget-uploads", "--older-than-days", "365"])
+    assert json.loads(again.output)["forgotten"] == 0
