@@ -254,9 +254,9 @@ def post_payment(
                            designated_installment_ids=designated_installment_ids)
     payment = PaymentToPost(taxpayer_id, amount, paid_on, payment_ref, tuple(designated_installment_ids or ()),
                             source, origin, created_by_id, reason)
-    for row in _payment_rows(payment, plan):
-        session.add(Posting(**row))
-    session.flush()
+    rows = _payment_rows(payment, plan)
+    if rows:
+        session.execute(Posting.__table__.insert(), rows)  # as the batch does: a third of the ORM's flush
     if plan.overpayment > 0 and designated_installment_ids:
         # art. 76 §1 OP. Only a designated payment can leave an overpayment while something is open: an
         # undesignated one pays everything open, oldest first (art. 62 §1), before anything is left over
