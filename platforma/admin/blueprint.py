@@ -18,7 +18,7 @@ from platforma.core.access import Permission, requires
 from platforma.core import settings as dated
 from platforma.core.audit import AuditEntry
 from platforma.core.registry import CheckResult, registry
-from platforma.core.web import client_ip, db, runtime, user_agent
+from platforma.core.web import client_ip, db, list_page, runtime, user_agent
 from platforma.web import legal
 from platforma.web.filters import WARSAW, today_warsaw
 from platforma.web.forms import Form
@@ -57,10 +57,7 @@ def audit_log():
                 query = query.where(AuditEntry.at < _local_midnight_utc(form.date_to.data) + dt.timedelta(days=1))
         except ValueError:
             form.date_from.errors = [_("Nie ma takiej daty.")]
-    try:
-        page = max(1, int(request.args.get("strona", "1")))
-    except ValueError:
-        page = 1
+    page = list_page()
     entries = db().scalars(
         query.order_by(AuditEntry.id.desc()).offset((page - 1) * AUDIT_PAGE).limit(AUDIT_PAGE + 1)
     ).all()

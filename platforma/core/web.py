@@ -74,5 +74,13 @@ def client_ip() -> str:
     return (request.remote_addr or "")[:45]
 
 
+def list_page() -> int:
+    """The page of a list the request asks for (`strona`), 1 when it is missing or not a number."""
+    try:
+        return max(1, int(request.args.get("strona", "1")))
+    except ValueError:
+        return 1
+
+
 def user_agent() -> str:
     return (request.headers.get("User-Agent") or "")[:300]

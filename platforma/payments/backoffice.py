@@ -17,7 +17,7 @@ from wtforms.validators import InputRequired, Length, Regexp
 
 from platforma.accounts.models import User
 from platforma.core.access import Permission, deny, has_permission, requires
-from platforma.core.web import client_ip, db, runtime, user_agent
+from platforma.core.web import client_ip, db, list_page, runtime, user_agent
 from platforma.payments import queries, reconciliation
 from platforma.payments.models import BankStatement, Payment, PaymentEvent, StatementImport, StatementLine
 from platforma.payments.views import REFUND_LABELS, STATE_LABELS
@@ -68,7 +68,7 @@ def _helpers() -> dict:
 def payments():
     state = request.args.get("stan", "")
     query = (request.args.get("szukaj") or "").strip()
-    page = _page()
+    page = list_page()
     stmt = (sa.select(Payment).order_by(Payment.created_at.desc(), Payment.id.desc())
             .offset((page - 1) * PAGE_SIZE).limit(PAGE_SIZE + 1))
     if state in STATE_LABELS:
@@ -81,13 +81,6 @@ def payments():
     return render_template("payments/backoffice_payments.html", payments=found[:PAGE_SIZE], state=state, query=query,
                            page=page, has_next=len(found) > PAGE_SIZE, filters=filters)
 
-
-def _page() -> int:
-    """The page of a list asked for ("strona"), 1 when it is not a number."""
-    try:
-        return max(1, int(request.args.get("strona", "1")))
-    except ValueError:
-        return 1
 
 
 @bp.get("/<reference>")
@@ -160,7 +153,7 @@ def unmatched():
         if amount:
             words = sa.or_(words, StatementLine.amount == Decimal(f"{amount[1]}.{(amount[2] or '0'):0<2}"))
         found = sa.and_(found, words)
-    page = _page()
+    page = list_page()
     count, total = db().execute(sa.select(sa.func.count(), sa.func.coalesce(sa.func.sum(StatementLine.amount), 0))
                                 .where(found)).one()
     lines = list(db().scalars(sa.select(StatementLine).where(found).order_by(StatementLine.booking_date, StatementLine.id)

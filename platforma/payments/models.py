@@ -187,6 +187,8 @@ class BankStatement(Base):
 #: queued (the job is waiting), importing, done, refused (the file was not imported: `message` says
 #: why), failed (the job gave up: `message` has the last error)
 IMPORT_STATES = ("queued", "importing", "done", "refused", "failed")
+#: an import in these states is over for good: its file is not read again
+IMPORT_ENDED = ("done", "refused")
 
 
 class StatementImport(Base):

@@ -32,7 +32,7 @@ from platforma.core import audit
 from platforma.core.db import transaction, utcnow
 from platforma.core.jobs import enqueue, job_handler
 from platforma.core.runtime import Runtime
-from platforma.payments.models import BankStatement, Payment, StatementImport, StatementLine
+from platforma.payments.models import IMPORT_ENDED, BankStatement, Payment, StatementImport, StatementLine
 from platforma.payments.queries import virtual_layout
 from platforma.payments.rules import VirtualAccountLayout
 from platforma.payments.statements import Entry, StatementEnd, StatementError, StatementHeader, iter_statement
@@ -209,7 +209,7 @@ def _import_job(runtime: Runtime, payload: dict) -> None:
     import_id = payload["import_id"]
     with transaction(runtime.session_factory) as session:
         upload = session.get(StatementImport, import_id)
-        if upload is None or upload.status in ("done", "refused"):
+        if upload is None or upload.status in IMPORT_ENDED:
             return
         upload.status, upload.started_at, upload.message, upload.entries_done = "importing", utcnow(), "", 0
     try:
@@ -236,7 +236,7 @@ def forget_uploaded_files(session: Session, *, uploaded_before: dt.datetime) -> 
     many files were dropped. Files still queued, importing or failed are kept: they are still needed."""
     return session.execute(
         sa.update(StatementImport)
-        .where(StatementImport.status.in_(("done", "refused")), StatementImport.uploaded_at < uploaded_before,
+        .where(StatementImport.status.in_(IMPORT_ENDED), StatementImport.uploaded_at < uploaded_before,
                sa.func.length(StatementImport.content) > 0)
         .values(content=b"").execution_options(synchronize_session=False)).rowcount
 
