@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from bench.statement_file import bare_iterparse_count, write_camt053
-from platforma.payments.statements import Entry, StatementHeader, parse_statement_json
+from platforma.payments.statements import Entry, StatementError, StatementHeader, iter_statement, parse_statement_json
 from tests.unit.test_statements_mt940 import collect, parse, reference, statements
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -454,3 +454,13 @@ def test_every_reference_sample_has_a_test():
     golden = {name for name in present if name.endswith((".json", ".pydata"))} | {"PROVENANCE.txt"}
     assert present - golden == COVERED
     assert {path.name for path in DATA.iterdir()} <= present
+
+
+def test_a_namespace_lxml_cannot_name_is_refused_in_polish():
+    """Found by the fuzz test: a "}" in the root's namespace made lxml's QName raise a bare ValueError."""
+    data = (b'<?xml version="1.0" encoding="UTF-8"?>\n<Document xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" '
+            b'xmlns="}rn:iso:std:iso:20022:tech:xsd:camt.053.001.02">\n<BkToCstmrStmt><Stmt><Id>1</Id></Stmt>'
+            b'</BkToCstmrStmt></Document>\n')
+    with pytest.raises(StatementError) as refused:
+        list(iter_statement(data))
+    assert "to nie jest wyciąg camt.053" in str(refused.value) and refused.value.__cause__ is None

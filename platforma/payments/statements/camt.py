@@ -188,7 +188,11 @@ class _Reader:
         docinfo = root.getroottree().docinfo
         if docinfo.doctype or docinfo.internalDTD is not None:
             raise StatementError("plik XML zawiera deklarację DOCTYPE, której wyciąg bankowy nie może mieć")
-        qname = etree.QName(root)
+        try:
+            qname = etree.QName(root)
+        except ValueError:  # a namespace lxml cannot even name (a "}" in it)
+            raise StatementError(f"wiersz {root.sourceline}: to nie jest wyciąg camt.053 ani powiadomienie camt.054 "
+                                 "(niepoprawna przestrzeń nazw elementu głównego)") from None
         match = _NAMESPACE.fullmatch(qname.namespace or "")
         if qname.localname != "Document" or match is None:
             raise StatementError(
