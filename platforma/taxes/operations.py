@@ -169,11 +169,14 @@ def _allocation(
             if last > paid_on and (arrear.principal > 0 or arrear.interest_unpaid > 0):
                 # a payment dated before postings already made (a statement line arriving days after the
                 # day it was paid, after a set-off or another payment): it may pay only what is still
-                # open after all of them, or the installment would be paid twice
+                # open after all of them, the principal and the interest alike, or the installment or its
+                # interest would be paid twice (a later payment has already paid the interest that grew
+                # on the whole principal until its day)
                 after_all, *_ = installment_arrear(installment, due, own, last, rates, threshold)
-                principal = min(arrear.principal, max(after_all.principal, ZERO))
-                settled = after_all.principal <= 0 and after_all.interest_unpaid <= 0
-                arrear = replace(arrear, principal=principal, interest_unpaid=ZERO if settled else arrear.interest_unpaid)
+                interest = min(_interest_on(arrear, paid_on, rates, threshold),
+                               _interest_on(after_all, paid_on, rates, threshold))
+                arrear = replace(arrear, principal=min(arrear.principal, max(after_all.principal, ZERO)),
+                                 interest_unpaid=interest, interest_from=max(paid_on, arrear.due))
             if arrear.principal > 0 or (arrear.interest_unpaid > 0 and arrear.principal >= 0):
                 arrears.append(arrear)
                 liability_of[arrear.key] = installment.liability_id
@@ -181,6 +184,16 @@ def _allocation(
         allocation = rules.allocate_payment(remaining, paid_on, arrears, rates, threshold, designated)
         parts, overpayment = allocation.parts, allocation.overpayment
     return AllocationPlan(amount, costs_paid, parts, liability_of, overpayment)
+
+
+def _interest_on(arrear: rules.Arrear, day: dt.date, rates: rules.RateTable, threshold: Decimal) -> Decimal:
+    """The interest an arrear carries on `day` (what `rules.allocate_payment` would charge with it);
+    nothing grows before its last payment."""
+    if day <= arrear.due:
+        return arrear.interest_unpaid
+    if arrear.interest_from is not None and day <= arrear.interest_from:
+        return arrear.interest_unpaid if arrear.interest_unpaid > threshold else ZERO
+    return rules.interest_on_day(replace(arrear, principal=max(arrear.principal, ZERO)), day, rates, threshold)
 
 
 #: named once: a statement built on aliases made per call is compiled afresh every time (3x the CPU)
@@ -320,7 +333,10 @@ def post_payments_batch(session: Session, payments: Sequence[PaymentToPost]) -> 
     date (the effective due date is never earlier, so no interest can have been left unpaid).
     `installment_arrear` would make such an installment no arrear on any day of the batch, and a
     payment of the batch never reaches it. The rest is replayed in memory as `plan_allocation` does.
-    The postings are inserted at the end with one executemany, not as ORM objects.
+    The postings are inserted at the end with one executemany, not as ORM objects. A designated
+    payment that leaves an overpayment has it set off right away, as `post_payment` does, and the
+    payments after it see the set-off (`tests/integration/test_payments_posting_properties.py` checks
+    the whole claim on random ledgers).
     """
     if not payments:
         return []
@@ -352,15 +368,16 @@ def post_payments_batch(session: Session, payments: Sequence[PaymentToPost]) -> 
         if new:
             posted_refs.add(payment.payment_ref)
         results.append(PostedPayment(payment.payment_ref, plan.parts, plan.overpayment, plan.costs, repeated=False))
+        if plan.overpayment > 0 and payment.designated_installment_ids:
+            # as post_payment, and at the same point: the ex officio set-off (art. 76 §1 OP), which the
+            # payments after it see. Only a designated payment can leave an overpayment while something
+            # is open (a statement's lines never are: this is rare), so the accounts are simply read again
+            session.execute(Posting.__table__.insert(), rows)
+            rows = []
+            offset_overpayments(session, taxpayer_id=payment.taxpayer_id, as_of=payment.paid_on)
+            accounts = _BatchAccounts.load(session, taxpayer_ids, min(p.paid_on for p in payments))
     if rows:
         session.execute(Posting.__table__.insert(), rows)  # one executemany (the ORM would group by NULLs)
-    overpaid: dict[int, dt.date] = {}
-    for payment, result in zip(payments, results):
-        # as post_payment: only a designated payment can leave an overpayment while something is open
-        if result.overpayment > 0 and payment.designated_installment_ids:
-            overpaid[payment.taxpayer_id] = max(payment.paid_on, overpaid.get(payment.taxpayer_id, payment.paid_on))
-    for taxpayer_id, day in sorted(overpaid.items()):
-        offset_overpayments(session, taxpayer_id=taxpayer_id, as_of=day)  # art. 76 §1 OP
     return results
 
 
