@@ -18,6 +18,9 @@ back; the batch (`post_payments_batch`, what a statement import uses) and the sa
   were allocated: no payment on an installment carries more interest than the installment owed on its
   day (interest paid twice would vanish there, neither owed nor a nadpłata);
 * a reference already posted posts nothing.
+
+A second test sets off, ex officio, whatever overpayment such payments left against decisions issued
+after them (art. 76 §1 OP): money moves from the overpayment and is never made.
 """
 from __future__ import annotations
 
@@ -228,3 +231,48 @@ def _installment_balances(session) -> dict[int, Decimal]:
     return {row[0]: _grosze(row[1]) for row in session.execute(
         sa.select(Posting.installment_id, sa.func.sum(signed)).where(Posting.installment_id.is_not(None))
         .group_by(Posting.installment_id))}
+
+
+@hsettings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(ledger=liabilities, earlier=st.lists(payments, max_size=4), reminders=costs,
+       batch=st.lists(payments, min_size=1, max_size=6), later=liabilities, day=st.dates(D(2026, 3, 1), D(2026, 12, 31)))
+def test_set_offs_of_random_overpayments_move_money_and_never_make_it(runtime, people, ledger, earlier, reminders,
+                                                                      batch, later, day):
+    """The ex officio set-off (art. 76 §1 OP, the nightly `platforma taxes offsets` job) of whatever
+    overpayment random payments left: each set-off takes from the overpayment exactly what it pays
+    (its zwrot equals its wpłata), never more than the overpayment there is, pays no installment beyond
+    what it owes, and run again it sets off nothing more. Decisions issued after the payments give
+    the overpayments something to be set off against."""
+    with runtime.session_factory() as session:
+        installments_of = _build(session, people, ledger, earlier + batch, reminders)
+        for n, item in enumerate(later):
+            ids = _liability(session, [people[i] for i in item["owners"]], 50 + n, item)
+            for owner in item["owners"]:
+                installments_of[people[owner]].extend(ids)
+        offsets = {taxpayer_id: tax_ops.offset_overpayments(session, taxpayer_id=taxpayer_id, as_of=day)
+                   for taxpayer_id in people}
+        again = [tax_ops.offset_overpayments(session, taxpayer_id=taxpayer_id, as_of=day) for taxpayer_id in people]
+        session.flush()
+        rows = _postings(session, {o.payment_ref for found in offsets.values() for o in found})
+        loose = _overpayment_left(session)
+        owed = _installment_balances(session)
+        session.expunge_all()
+        session.rollback()
+    assert again == [[]] * len(people)
+    for found in offsets.values():
+        for offset in found:
+            own = [row for row in rows if row[7] == offset.payment_ref]
+            assert offset.installment_id in installments_of[own[0][0]]
+            assert sum(row[4] for row in own if row[3] == "zwrot") == sum(row[4] for row in own if row[3] == "wplata")
+            assert sum(row[4] for row in own if row[3] == "wplata") == offset.principal + offset.interest > 0
+    assert all(balance >= 0 for balance in loose.values()), loose
+    assert all(balance >= 0 for balance in owed.values()), owed
+
+
+def _overpayment_left(session) -> dict[int, Decimal]:
+    """Per taxpayer: nadpłata - zwrot outside liabilities (what is left of their overpayments)."""
+    grosze = sa.type_coerce(Posting.amount, sa.BigInteger)
+    signed = sa.case((Posting.kind == "nadplata", grosze), (Posting.kind == "zwrot", -grosze), else_=0)
+    return {row[0]: _grosze(row[1]) for row in session.execute(
+        sa.select(Posting.taxpayer_id, sa.func.sum(signed)).where(Posting.liability_id.is_(None))
+        .group_by(Posting.taxpayer_id))}
