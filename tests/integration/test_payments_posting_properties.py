@@ -51,6 +51,11 @@ def settings(settings_factory, database_url):
 
 
 @pytest.fixture
+def clerk(create_user):
+    return create_user("clerk")
+
+
+@pytest.fixture
 def people(create_taxpayer):
     return [create_taxpayer().id for _ in range(PEOPLE)]
 
@@ -236,13 +241,14 @@ def _installment_balances(session) -> dict[int, Decimal]:
 @hsettings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(ledger=liabilities, earlier=st.lists(payments, max_size=4), reminders=costs,
        batch=st.lists(payments, min_size=1, max_size=6), later=liabilities, day=st.dates(D(2026, 3, 1), D(2026, 12, 31)))
-def test_set_offs_of_random_overpayments_move_money_and_never_make_it(runtime, people, ledger, earlier, reminders,
-                                                                      batch, later, day):
+def test_set_offs_of_random_overpayments_move_money_and_never_make_it(runtime, people, clerk, ledger, earlier,
+                                                                      reminders, batch, later, day):
     """The ex officio set-off (art. 76 §1 OP, the nightly `platforma taxes offsets` job) of whatever
     overpayment random payments left: each set-off takes from the overpayment exactly what it pays
     (its zwrot equals its wpłata), never more than the overpayment there is, pays no installment beyond
     what it owes, and run again it sets off nothing more. Decisions issued after the payments give
-    the overpayments something to be set off against."""
+    the overpayments something to be set off against. What is left a clerk may refund (art. 77 OP),
+    not a grosz more."""
     with runtime.session_factory() as session:
         installments_of = _build(session, people, ledger, earlier + batch, reminders)
         for n, item in enumerate(later):
@@ -254,6 +260,15 @@ def test_set_offs_of_random_overpayments_move_money_and_never_make_it(runtime, p
         again = [tax_ops.offset_overpayments(session, taxpayer_id=taxpayer_id, as_of=day) for taxpayer_id in people]
         session.flush()
         rows = _postings(session, {o.payment_ref for found in offsets.values() for o in found})
+        for taxpayer_id in people:
+            refundable = tax_ops.refundable_overpayment(session, taxpayer_id, day)
+            if refundable > 0:
+                tax_ops.manual_posting(session, taxpayer_id=taxpayer_id, kind="zwrot", amount=refundable,
+                                       value_date=day, reason="zwrot nadpłaty (test)", author=clerk)
+            with pytest.raises(tax_ops.PostingError):
+                tax_ops.manual_posting(session, taxpayer_id=taxpayer_id, kind="zwrot", amount=Decimal("0.01"),
+                                       value_date=day, reason="o grosz za dużo", author=clerk)
+        left = {taxpayer_id: tax_ops.refundable_overpayment(session, taxpayer_id, day) for taxpayer_id in people}
         loose = _overpayment_left(session)
         owed = _installment_balances(session)
         session.expunge_all()
@@ -266,6 +281,7 @@ def test_set_offs_of_random_overpayments_move_money_and_never_make_it(runtime, p
             assert sum(row[4] for row in own if row[3] == "zwrot") == sum(row[4] for row in own if row[3] == "wplata")
             assert sum(row[4] for row in own if row[3] == "wplata") == offset.principal + offset.interest > 0
     assert all(balance >= 0 for balance in loose.values()), loose
+    assert left == {taxpayer_id: Decimal(0) for taxpayer_id in people}
     assert all(balance >= 0 for balance in owed.values()), owed
 
 
