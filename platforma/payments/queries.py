@@ -47,7 +47,12 @@ class Payable:
     @property
     def overdue_total(self) -> Decimal:
         """Everything overdue with interest as of today, and unpaid reminder costs (art. 55 §1 OP)."""
-        return sum((i.to_pay for i in self.overdue), ZERO) + self.state.koszty
+        return self.chosen_total(self.overdue)
+
+    def chosen_total(self, chosen: list[PayableInstallment]) -> Decimal:
+        """What pays the chosen installments in full today: a payment pays the unpaid reminder costs
+        first (art. 55 §1 OP), so they are part of it."""
+        return sum((i.to_pay for i in chosen), ZERO) + self.state.koszty
 
     def chosen(self, ids: list[int]) -> list[PayableInstallment]:
         by_id = {i.id: i for i in self.installments}

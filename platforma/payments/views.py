@@ -99,7 +99,7 @@ def _read_choice(payable: queries.Payable, form) -> tuple[Choice | None, dict[st
         if not chosen:
             errors["installment"] = _("Zaznacz co najmniej jedną ratę.")
             return None, errors
-        total = sum((i.to_pay for i in chosen), Decimal("0"))
+        total = payable.chosen_total(chosen)
         return Choice(mode, [i.id for i in chosen], total, [i.id for i in chosen],
                       _("Raty: %(list)s", list=", ".join(f"{i.year}/{i.number}" for i in chosen))), errors
     if mode == "amount":
@@ -234,7 +234,7 @@ def transfer(taxpayer_id: int):
         ids = []
     chosen = payable.chosen(ids)
     if chosen:
-        amount = sum((i.to_pay for i in chosen), Decimal("0"))
+        amount = payable.chosen_total(chosen)
         title_items = chosen
     else:
         amount = payable.overdue_total
@@ -277,7 +277,7 @@ def transfer_pdf(taxpayer_id: int):
         ids = []
     chosen = payable.chosen(ids)
     items = chosen or payable.overdue
-    amount = sum((i.to_pay for i in chosen), Decimal("0")) if chosen else payable.overdue_total
+    amount = payable.chosen_total(chosen) if chosen else payable.overdue_total
     slip = _slip(taxpayer, amount, items)
     return render_pdf("payments/slip_pdf.html", f"przelew-{taxpayer.id}.pdf", taxpayer=taxpayer, slip=slip,
                       items=items, label=_installment_label, today=today_warsaw(), gmina=runtime().settings.gmina)

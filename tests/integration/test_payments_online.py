@@ -19,6 +19,7 @@ from platforma.accounts import operations as account_ops
 from platforma.core.db import transaction
 from platforma.payments import flows, operations
 from platforma.payments.models import Payment, PaymentEvent
+from platforma.payments.queries import payable
 from platforma.taxes import operations as tax_ops
 from platforma.taxes.models import Decision, Posting
 from platforma.taxes.queries import account
@@ -396,3 +397,33 @@ def test_the_clerks_list_of_payments_pages_through_them(runtime, client, logged_
     pending = client.get("/urzad/platnosci/", query_string={"stan": "pending"}).data.decode()
     assert references(pending) == 27 and 'rel="next"' not in pending
     assert references(client.get("/urzad/platnosci/?strona=abc").data.decode()) == 50
+
+
+def test_chosen_installments_with_reminder_costs_are_paid_in_full(runtime, client, logged_in, resident_with_arrears):
+    """A payment pays the reminder costs first (art. 55 §1 OP): the page adds them to the chosen
+    installments' amount and says so, or the installment would stay partly unpaid."""
+    user, taxpayer, installment_ids = resident_with_arrears
+    with transaction(runtime.session_factory) as session:
+        session.add(Posting(taxpayer_id=taxpayer.id, liability_id=None, kind="koszty_upomnienia", amount=Decimal("16.60"),
+                            booked_on=D(2025, 4, 1), value_date=D(2025, 4, 1), origin="system", source="local",
+                            source_key="K1"))
+    logged_in(user)
+    today = today_warsaw()
+    with runtime.session_factory() as session:
+        first = next(i for i in payable(session, taxpayer.id, today).installments if i.id == installment_ids[0])
+    form = client.get(f"/podatki/{taxpayer.id}/zaplac").data.decode()
+    assert "Do kwoty doliczymy koszty upomnienia, 16,60" in form
+    transfer = client.get(f"/podatki/{taxpayer.id}/przelew", query_string={"rata": installment_ids[0]}).data.decode()
+    assert "Doliczyliśmy koszty upomnienia, 16,60" in transfer
+    preview, data = _start(client, taxpayer.id, mode="installments", installment=[str(installment_ids[0])])
+    assert Decimal(data["expected"]) == first.to_pay + Decimal("16.60")
+    started = client.post(f"/podatki/{taxpayer.id}/zaplac/start", data=data)
+    reference = re.search(r"/platnosci/piaskownica/(PF-[0-9A-Z]+)", started.headers["Location"]).group(1)
+    sandbox = client.get(f"/platnosci/piaskownica/{reference}")
+    client.post(f"/platnosci/piaskownica/{reference}", data={"csrf_token": csrf_from(sandbox.data), "action": "pay"})
+    with runtime.session_factory() as session:
+        after = payable(session, taxpayer.id, today)
+    assert after.state.koszty == 0 and after.state.nadplata == 0
+    assert installment_ids[0] not in [i.id for i in after.installments]
+    transfer = client.get(f"/podatki/{taxpayer.id}/przelew", query_string={"rata": installment_ids[1]}).data.decode()
+    assert "Doliczyliśmy koszty upomnienia" not in transfer  # paid: nothing is added any more

@@ -32,6 +32,7 @@ import pytest
 import sqlalchemy as sa
 from hypothesis import HealthCheck, example, given, settings as hsettings, strategies as st
 
+from platforma.payments.queries import payable
 from platforma.taxes import operations as tax_ops, rules
 from platforma.taxes.account import _payments_on, rounded_interest
 from platforma.taxes.models import Decision, Posting
@@ -292,3 +293,35 @@ def _overpayment_left(session) -> dict[int, Decimal]:
     return {row[0]: _grosze(row[1]) for row in session.execute(
         sa.select(Posting.taxpayer_id, sa.func.sum(signed)).where(Posting.liability_id.is_(None))
         .group_by(Posting.taxpayer_id))}
+
+
+@hsettings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(ledger=liabilities, earlier=st.lists(payments, max_size=4), reminders=costs, later_by=st.integers(0, 400),
+       who=st.integers(0, PEOPLE - 1), picks=st.lists(st.integers(0, 11), min_size=1, max_size=3))
+def test_what_the_payment_page_asks_pays_it_in_full(runtime, people, ledger, earlier, reminders, later_by, who,
+                                                    picks):
+    """A resident who pays what the page asks, on the day it asks it, owes nothing more of it and leaves
+    no nadpłata: "everything overdue with interest as of today", and chosen installments (with the
+    reminder costs a payment pays first, art. 55 §1 OP)."""
+    taxpayer_id = people[who]
+    last = max([day for _who, _grosze, day, _designation in earlier] + [day for _who, day in reminders],
+               default=D(2025, 1, 2))
+    day = last + dt.timedelta(days=later_by)
+    for mode in ("overdue", "installments"):
+        with runtime.session_factory() as session:
+            _build(session, people, ledger, earlier, reminders)
+            before = payable(session, taxpayer_id, day)
+            chosen = before.overdue if mode == "overdue" else [
+                before.installments[k % len(before.installments)] for k in picks] if before.installments else []
+            chosen = list({item.id: item for item in chosen}.values())
+            amount = before.overdue_total if mode == "overdue" else before.chosen_total(chosen)
+            if amount > 0:
+                posted = tax_ops.post_payment(session, taxpayer_id=taxpayer_id, amount=amount, paid_on=day,
+                                              payment_ref="P", designated_installment_ids=[i.id for i in chosen])
+                after = payable(session, taxpayer_id, day)
+                left = {i.id: i.to_pay for i in after.installments}
+                assert posted.overpayment == 0, (mode, chosen, posted)
+                assert after.state.koszty == 0
+                assert all(item.id not in left for item in chosen), (mode, chosen, left)
+            session.expunge_all()
+            session.rollback()
