@@ -20,7 +20,9 @@ back; the batch (`post_payments_batch`, what a statement import uses) and the sa
 * a reference already posted posts nothing.
 
 A second test sets off, ex officio, whatever overpayment such payments left against decisions issued
-after them (art. 76 §1 OP): money moves from the overpayment and is never made.
+after them (art. 76 §1 OP), then refunds what is left (art. 77 OP): money moves from the overpayment
+and is never made. A third pays what the payment page asks (everything overdue, chosen installments)
+and finds it paid in full, with no nadpłata.
 """
 from __future__ import annotations
 
