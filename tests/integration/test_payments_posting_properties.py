@@ -22,7 +22,8 @@ back; the batch (`post_payments_batch`, what a statement import uses) and the sa
 A second test sets off, ex officio, whatever overpayment such payments left against decisions issued
 after them (art. 76 §1 OP), then refunds what is left (art. 77 OP): money moves from the overpayment
 and is never made. A third pays what the payment page asks (everything overdue, chosen installments)
-and finds it paid in full, with no nadpłata.
+and finds it paid in full, with no nadpłata. A fourth has the treasury refund parts of a gateway
+payment: a zwrot never takes more than the nadpłata there is.
 """
 from __future__ import annotations
 
@@ -34,6 +35,9 @@ import pytest
 import sqlalchemy as sa
 from hypothesis import HealthCheck, example, given, settings as hsettings, strategies as st
 
+from platforma.payments import operations
+from platforma.payments.gateways.base import GatewayReport, RefundReport
+from platforma.payments.models import PaymentRefund
 from platforma.payments.queries import payable
 from platforma.taxes import operations as tax_ops, rules
 from platforma.taxes.account import _payments_on, rounded_interest
@@ -327,3 +331,54 @@ def test_what_the_payment_page_asks_pays_it_in_full(runtime, people, ledger, ear
                 assert all(item.id not in left for item in chosen), (mode, chosen, left)
             session.expunge_all()
             session.rollback()
+
+
+@hsettings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(ledger=liabilities, earlier=st.lists(payments, max_size=4), reminders=costs, who=st.integers(0, PEOPLE - 1),
+       paid=st.integers(1, 900_000), refunds=st.lists(st.tuples(st.integers(1, 900_000), st.booleans()), min_size=1,
+                                                        max_size=3))
+def test_gateway_refunds_take_back_no_more_than_was_overpaid(runtime, people, ledger, earlier, reminders, who, paid,
+                                                            refunds):
+    """Refunds the treasury orders in a gateway's panel (ADR 0011), reported completed, some twice: their
+    sum never exceeds the payment, each posts as a zwrot no more than the nadpłata standing then (the
+    rest waits for a clerk, never guessed), and a repeated report posts nothing."""
+    taxpayer_id = people[who]
+    day = dt.date(2026, 12, 1)
+    with runtime.session_factory() as session:
+        _build(session, people, ledger, earlier, reminders)
+        payment, _created = operations.create_payment(
+            session, taxpayer_id=taxpayer_id, user_id=None, gateway="sandbox", amount=_grosze(paid), mode="amount",
+            designation=[], description="Podatki", idempotency_key="K")
+        confirmed = operations.apply_report(session, "sandbox", GatewayReport(
+            reference=payment.reference, outcome="confirmed", gateway_txn_id="T1", amount=payment.amount,
+            paid_at=dt.datetime(2026, 11, 30, 10, tzinfo=dt.timezone.utc)))
+        assert confirmed.result == "confirmed"
+        accepted = Decimal(0)
+        for n, (grosze, repeated) in enumerate(refunds):
+            report = RefundReport(reference=payment.reference, gateway_txn_id="T1", refund_id=f"R{n}",
+                                  outcome="completed", amount=_grosze(grosze),
+                                  refunded_at=dt.datetime(2026, 12, 1, 10, tzinfo=dt.timezone.utc))
+            outcome = operations.apply_refund(session, "sandbox", report)
+            if accepted + report.amount > payment.amount:
+                assert outcome.result == "refused"
+                continue
+            assert outcome.result == "moved"
+            accepted += report.amount
+            if repeated:
+                before = len(_postings(session, {payment.reference}))
+                assert operations.apply_refund(session, "sandbox", report).result == "unchanged"
+                assert len(_postings(session, {payment.reference})) == before
+        session.flush()
+        zwroty = [row for row in _postings(session, {payment.reference}) if row[3] == "zwrot"]
+        settled = session.execute(sa.select(PaymentRefund.amount, PaymentRefund.posted_amount, PaymentRefund.settled_at)
+                                  .where(PaymentRefund.payment_id == payment.id)).all()
+        loose = _overpayment_left(session)
+        left = tax_ops.refundable_overpayment(session, taxpayer_id, day)
+        session.expunge_all()
+        session.rollback()
+    assert sum(row.amount for row in settled) == accepted <= _grosze(paid)
+    assert all(row.settled_at is not None and Decimal(0) <= row.posted_amount <= row.amount for row in settled)
+    assert sum(row[4] for row in zwroty) == sum(row.posted_amount for row in settled)
+    assert all(balance >= 0 for balance in loose.values()), loose
+    # a refund posted less than its amount only when no nadpłata was left to take
+    assert all(row.posted_amount == row.amount for row in settled) or left == 0
