@@ -82,7 +82,6 @@ def payments():
                            page=page, has_next=len(found) > PAGE_SIZE, filters=filters)
 
 
-
 @bp.get("/<reference>")
 @requires(Permission.TAXPAYERS_VIEW)
 def payment(reference: str):

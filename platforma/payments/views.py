@@ -228,21 +228,23 @@ def transfer(taxpayer_id: int):
     taxpayer, access = taxpayer_for_current_user(taxpayer_id)
     today = today_warsaw()
     payable = queries.payable(db(), taxpayer.id, today)
+    chosen, _items, slip = _transfer_slip(taxpayer, payable)
+    return render_template("payments/transfer.html", taxpayer=taxpayer, access=access, clerk_view=access is None,
+                           payable=payable, chosen_ids=[i.id for i in chosen], slip=slip, label=_installment_label,
+                           today=today, qr_max=QR_MAX_AMOUNT)
+
+
+def _transfer_slip(taxpayer, payable: queries.Payable) -> tuple[list[queries.PayableInstallment],
+                                                                 list[queries.PayableInstallment], dict]:
+    """The installments chosen in the request (`rata`), those the transfer pays (the chosen ones, else
+    everything overdue) and its slip, for the amount that pays them in full."""
     try:
         ids = [int(v) for v in request.args.getlist("rata")]
     except ValueError:
         ids = []
     chosen = payable.chosen(ids)
-    if chosen:
-        amount = payable.chosen_total(chosen)
-        title_items = chosen
-    else:
-        amount = payable.overdue_total
-        title_items = payable.overdue
-    slip = _slip(taxpayer, amount, title_items)
-    return render_template("payments/transfer.html", taxpayer=taxpayer, access=access, clerk_view=access is None,
-                           payable=payable, chosen_ids=[i.id for i in chosen], slip=slip, label=_installment_label,
-                           today=today, qr_max=QR_MAX_AMOUNT)
+    items = chosen or payable.overdue
+    return chosen, items, _slip(taxpayer, payable.chosen_total(items), items)
 
 
 def _slip(taxpayer, amount: Decimal, items: list[queries.PayableInstallment]) -> dict:
@@ -271,14 +273,7 @@ def transfer_pdf(taxpayer_id: int):
 
     taxpayer, access = taxpayer_for_current_user(taxpayer_id)
     payable = queries.payable(db(), taxpayer.id, today_warsaw())
-    try:
-        ids = [int(v) for v in request.args.getlist("rata")]
-    except ValueError:
-        ids = []
-    chosen = payable.chosen(ids)
-    items = chosen or payable.overdue
-    amount = payable.chosen_total(chosen) if chosen else payable.overdue_total
-    slip = _slip(taxpayer, amount, items)
+    _chosen, items, slip = _transfer_slip(taxpayer, payable)
     return render_pdf("payments/slip_pdf.html", f"przelew-{taxpayer.id}.pdf", taxpayer=taxpayer, slip=slip,
                       items=items, label=_installment_label, today=today_warsaw(), gmina=runtime().settings.gmina)
 

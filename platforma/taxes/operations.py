@@ -14,7 +14,9 @@ from platforma.accounts.models import User
 from platforma.core import audit
 from platforma.core.db import utcnow
 from platforma.taxes import rules
-from platforma.taxes.account import OFFSET_REF_PREFIX, ZERO, InstallmentRecord, PostingRecord, installment_arrear
+from platforma.taxes.account import (
+    OFFSET_REF_PREFIX, ZERO, InstallmentRecord, PostingRecord, installment_arrear, interest_due,
+)
 from platforma.taxes.models import (
     LIMITATION_RECORD_KINDS, Decision, Installment, Liability, LiabilityParty, LimitationRecord, Posting, PostingProposal,
     Taxpayer,
@@ -173,8 +175,8 @@ def _allocation(
                 # interest would be paid twice (a later payment has already paid the interest that grew
                 # on the whole principal until its day)
                 after_all, *_ = installment_arrear(installment, due, own, last, rates, threshold)
-                interest = min(_interest_on(arrear, paid_on, rates, threshold),
-                               _interest_on(after_all, paid_on, rates, threshold))
+                interest = min(interest_due(arrear, paid_on, rates, threshold),
+                               interest_due(after_all, paid_on, rates, threshold))
                 arrear = replace(arrear, principal=min(arrear.principal, max(after_all.principal, ZERO)),
                                  interest_unpaid=interest, interest_from=max(paid_on, arrear.due))
             if arrear.principal > 0 or (arrear.interest_unpaid > 0 and arrear.principal >= 0):
@@ -184,16 +186,6 @@ def _allocation(
         allocation = rules.allocate_payment(remaining, paid_on, arrears, rates, threshold, designated)
         parts, overpayment = allocation.parts, allocation.overpayment
     return AllocationPlan(amount, costs_paid, parts, liability_of, overpayment)
-
-
-def _interest_on(arrear: rules.Arrear, day: dt.date, rates: rules.RateTable, threshold: Decimal) -> Decimal:
-    """The interest an arrear carries on `day` (what `rules.allocate_payment` would charge with it);
-    nothing grows before its last payment."""
-    if day <= arrear.due:
-        return arrear.interest_unpaid
-    if arrear.interest_from is not None and day <= arrear.interest_from:
-        return arrear.interest_unpaid if arrear.interest_unpaid > threshold else ZERO
-    return rules.interest_on_day(replace(arrear, principal=max(arrear.principal, ZERO)), day, rates, threshold)
 
 
 #: named once: a statement built on aliases made per call is compiled afresh every time (3x the CPU)
@@ -346,7 +338,8 @@ def post_payments_batch(session: Session, payments: Sequence[PaymentToPost]) -> 
     posted_refs: set[str] = set()
     for chunk in _chunks(refs):
         posted_refs.update(session.scalars(sa.select(Posting.payment_ref).where(Posting.payment_ref.in_(chunk)).distinct()))
-    accounts = _BatchAccounts.load(session, taxpayer_ids, min(p.paid_on for p in payments))
+    first_day = min(p.paid_on for p in payments)
+    accounts = _BatchAccounts.load(session, taxpayer_ids, first_day)
     rates = rate_table(session)
     thresholds: dict[dt.date, Decimal] = {}
     results: list[PostedPayment] = []
@@ -375,7 +368,7 @@ def post_payments_batch(session: Session, payments: Sequence[PaymentToPost]) -> 
             session.execute(Posting.__table__.insert(), rows)
             rows = []
             offset_overpayments(session, taxpayer_id=payment.taxpayer_id, as_of=payment.paid_on)
-            accounts = _BatchAccounts.load(session, taxpayer_ids, min(p.paid_on for p in payments))
+            accounts = _BatchAccounts.load(session, taxpayer_ids, first_day)
     if rows:
         session.execute(Posting.__table__.insert(), rows)  # one executemany (the ORM would group by NULLs)
     return results

@@ -38,12 +38,14 @@ def settings(settings_factory, database_url):
 DELIVERED = D(2026, 2, 10)
 
 
-def _liability(session, taxpayer_ids, n, installments, *, delivered=DELIVERED):
-    decision = Decision(number=f"FN.3120.{n}.2026", document_type="decyzja", year=2026, issued_on=D(2026, 2, 1),
+def _liability(session, taxpayer_ids, n, installments, *, delivered=DELIVERED, year=2026):
+    """A property tax liability of `year` (the first taxpayer its principal, the rest co-owners), its
+    decision issued on 1 February; the installments' ids in order."""
+    decision = Decision(number=f"FN.3120.{n}.{year}", document_type="decyzja", year=year, issued_on=D(year, 2, 1),
                         delivered_on=delivered, source="local", source_key=f"D{n}")
     parties = [(taxpayer_ids[0], "principal")] + [(t, "co_owner") for t in taxpayer_ids[1:]]
     liability = tax_ops.assess_liability(
-        session, tax_kind="nieruchomosci", payer_type="natural", year=2026,
+        session, tax_kind="nieruchomosci", payer_type="natural", year=year,
         amount=sum((Decimal(a) for _, a in installments), Decimal(0)), parties=parties,
         installments=[(due, Decimal(a)) for due, a in installments], booked_on=delivered, source="local",
         source_key=f"L{n}", decision=decision, description=f"Podatek {n}")

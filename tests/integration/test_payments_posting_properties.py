@@ -41,10 +41,11 @@ from platforma.payments.models import PaymentRefund
 from platforma.payments.queries import payable
 from platforma.taxes import operations as tax_ops, rules
 from platforma.taxes.account import _payments_on, rounded_interest
-from platforma.taxes.models import Decision, Posting
+from platforma.taxes.models import Installment, Posting
 from platforma.taxes.queries import account_records
 from platforma.taxes.settings import interest_threshold, rate_table
 from tests.integration.test_payments_batch_posting import PAYMENTS, _postings
+from tests.integration.test_payments_batch_posting import _liability as assessed
 
 D = dt.date
 #: the statutory days of a year's four installments (art. 6 ust. 7 u.p.o.l.), month and day
@@ -110,24 +111,18 @@ def _build(session, people, ledger, earlier, reminders):
 
 
 def _liability(session, owners, n, item) -> list[int]:
+    """The drawn liability (`liabilities`), with a part of its first installment written off."""
     year = item["year"]
     delivered = D(year, 3, 25) if item["delivered_late"] else D(year, 2, 10)
-    schedule = sorted((D(year, *due), _grosze(g)) for due, g in item["installments"])
-    decision = Decision(number=f"FN.3120.{n}.{year}", document_type="decyzja", year=year, issued_on=D(year, 2, 1),
-                        delivered_on=delivered, source="local", source_key=f"D{n}")
-    liability = tax_ops.assess_liability(
-        session, tax_kind="nieruchomosci", payer_type="natural", year=year,
-        amount=sum((amount for _, amount in schedule), Decimal(0)),
-        parties=[(owners[0], "principal")] + [(t, "co_owner") for t in owners[1:]],
-        installments=schedule, booked_on=delivered, source="local", source_key=f"L{n}", decision=decision,
-        description=f"Podatek {n}")
-    installments = sorted(liability.installments, key=lambda i: i.number)
-    written_off = min(_grosze(item["written_off"]), installments[0].amount)
+    ids = assessed(session, owners, n, sorted((D(year, *due), _grosze(g)) for due, g in item["installments"]),
+                   delivered=delivered, year=year)
+    first = session.get(Installment, ids[0])
+    written_off = min(_grosze(item["written_off"]), first.amount)
     if written_off > 0:
-        session.add(Posting(taxpayer_id=owners[0], liability_id=liability.id, installment_id=installments[0].id,
+        session.add(Posting(taxpayer_id=owners[0], liability_id=first.liability_id, installment_id=first.id,
                             kind="odpis", amount=written_off, booked_on=delivered, value_date=delivered,
                             origin="manual", reason="umorzenie (test)", source="local", source_key=f"O{n}"))
-    return [i.id for i in installments]
+    return ids
 
 
 def _to_post(people, installments_of, payment, ref) -> tax_ops.PaymentToPost:
