@@ -44,6 +44,7 @@ log = logging.getLogger(__name__)
 _REFERENCE = re.compile(r"\bPF-[0-9A-HJKMNP-TV-Z]{12}\b")
 _DIGITS = re.compile(r"(?<!\d)(\d[\d -]{8,14}\d)(?!\d)")
 _BATCH = 500
+_RESOLVED = "Ta pozycja wyciągu jest już rozliczona."
 #: PostgreSQL advisory lock: one import at a time, so that a second import of the same statement waits
 #: for the first to commit and then finds it imported (instead of failing on its unique key)
 _IMPORT_LOCK = 0x706C_6677
@@ -484,14 +485,12 @@ def assign_line(session: Session, line: StatementLine, taxpayer_id: int, *, cler
                 ip: str = "", user_agent: str = "") -> None:
     """A clerk assigns an unmatched credit to a taxpayer: posted now, audited."""
     if line.status != "unmatched" or not line.credit:
-        raise ImportRefused("Ta pozycja wyciągu jest już rozliczona.")
+        raise ImportRefused(_RESOLVED)
     if not reason.strip():
         raise ImportRefused("Podaj, na jakiej podstawie przypisujesz wpłatę.")
     if session.get(Taxpayer, taxpayer_id) is None:
         raise ImportRefused("Nie ma podatnika o tym numerze.")
-    line.status, line.matched_by, line.taxpayer_id = "assigned", "clerk", taxpayer_id
-    line.resolved_by_id, line.resolved_at, line.note = clerk.id, utcnow(), reason.strip()[:1000]
-    session.flush()
+    _resolve(session, line, "assigned", clerk, reason, matched_by="clerk", taxpayer_id=taxpayer_id)
     post_line(session, line, created_by_id=clerk.id, reason=reason.strip())
     audit.record(session, "payments.statement_line_assigned", actor=clerk, object_type="statement_line",
                  object_id=line.id, taxpayer_id=taxpayer_id,
@@ -503,13 +502,28 @@ def mark_returned(session: Session, line: StatementLine, *, clerk, reason: str, 
                   user_agent: str = "") -> None:
     """A credit that belongs to no taxpayer of the gmina: to be sent back (audited, nothing posted)."""
     if line.status != "unmatched" or not line.credit:
-        raise ImportRefused("Ta pozycja wyciągu jest już rozliczona.")
+        raise ImportRefused(_RESOLVED)
     if not reason.strip():
         raise ImportRefused("Podaj, dlaczego wpłata ma zostać zwrócona.")
-    line.status, line.resolved_by_id, line.resolved_at, line.note = "returned", clerk.id, utcnow(), reason.strip()[:1000]
+    _resolve(session, line, "returned", clerk, reason)
     audit.record(session, "payments.statement_line_returned", actor=clerk, object_type="statement_line",
                  object_id=line.id, details={"amount": str(line.amount), "reason": reason.strip()[:1000]},
                  ip=ip, user_agent=user_agent)
+
+
+def _resolve(session: Session, line: StatementLine, status: str, clerk, reason: str, **values) -> None:
+    """Compare-and-set, as a payment moves: only an unmatched credit is resolved, and only once. Two
+    clerks on one line at one moment (one assigns, the other sends it back): the second waits for the
+    first to commit, then finds the line resolved and is refused, instead of posting money that is
+    also being returned."""
+    resolved = session.execute(
+        sa.update(StatementLine)
+        .where(StatementLine.id == line.id, StatementLine.status == "unmatched", StatementLine.credit.is_(True))
+        .values(status=status, resolved_by_id=clerk.id, resolved_at=utcnow(), note=reason.strip()[:1000], **values)
+        .execution_options(synchronize_session=False)).rowcount
+    if resolved != 1:
+        raise ImportRefused(_RESOLVED)
+    session.refresh(line)
 
 
 def daily_report_rows(session: Session, day: dt.date) -> list[dict]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import threading
 from decimal import Decimal
 
 import pytest
@@ -148,6 +149,55 @@ def test_clerk_assigns_or_returns_unmatched_credits(runtime, app, client, logged
     # a second assignment of the same line is refused
     again = client.post(f"/urzad/platnosci/wyciagi/pozycje/{first}", data={"csrf_token": token, "a-taxpayer": str(people[2].id), "a-reason": "x", "a-submit": "1"})
     assert again.status_code in (200, 400) and _posted(runtime, people[2].id) == 0
+
+
+@pytest.mark.parametrize("second", ["returns", "assigns"])
+def test_two_clerks_on_one_line_at_once_resolve_it_once(runtime, create_user, gmina, second):
+    """Both clerks have the line open and submit at the same moment: one wins, the other is refused.
+    Before the compare-and-set, a credit one clerk assigned (posted) could also be marked returned by
+    the other: money on a taxpayer's account that the treasury also sends back."""
+    people, _reference = gmina
+    _import(runtime, camt053([("35.00", True, "bez tytulu", "", "KTOS")]))
+    with runtime.session_factory() as session:
+        line_id = session.scalar(sa.select(StatementLine.id))
+    clerks = [create_user("clerk"), create_user("clerk")]
+    barrier = threading.Barrier(2)
+    outcomes = []
+
+    def resolve(n):
+        try:
+            with transaction(runtime.session_factory) as session:
+                line = session.get(StatementLine, line_id)
+                assert line.status == "unmatched"  # both see the line open
+                barrier.wait(timeout=10)
+                if n == 0:
+                    reconciliation.assign_line(session, line, people[1].id, clerk=clerks[0], reason="telefon")
+                elif second == "returns":
+                    reconciliation.mark_returned(session, line, clerk=clerks[1], reason="obca wpłata")
+                else:
+                    reconciliation.assign_line(session, line, people[2].id, clerk=clerks[1], reason="e-mail")
+            outcomes.append("done")
+        except reconciliation.ImportRefused as exc:
+            outcomes.append(str(exc))
+
+    threads = [threading.Thread(target=resolve, args=(n,)) for n in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert sorted(outcomes) == ["Ta pozycja wyciągu jest już rozliczona.", "done"], outcomes
+    with runtime.session_factory() as session:
+        line = session.get(StatementLine, line_id)
+        posted = session.execute(sa.select(Posting.taxpayer_id, sa.func.sum(Posting.amount))
+                                 .where(Posting.payment_ref == f"W{line_id}", Posting.kind.in_(("wplata", "nadplata")))
+                                 .group_by(Posting.taxpayer_id)).all()
+        actions = session.scalars(sa.select(AuditEntry.action).where(AuditEntry.object_type == "statement_line")).all()
+    assert len(actions) == 1
+    if line.status == "returned":
+        assert posted == [] and actions == ["payments.statement_line_returned"]
+    else:
+        assert line.status == "assigned" and posted == [(line.taxpayer_id, Decimal("35.00"))]
+        assert actions == ["payments.statement_line_assigned"]
 
 
 def test_daily_report_lists_gateway_and_bank_payments(runtime, client, logged_in, create_user, gmina):
