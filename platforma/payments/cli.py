@@ -102,14 +102,15 @@ def parse_statement(file: Path) -> None:
 def import_statement(file: Path) -> None:
     from platforma.core import audit
     from platforma.core.db import transaction
-    from platforma.payments.queries import virtual_layout
+    from platforma.payments.queries import statement_accounts, virtual_layout
     from platforma.payments.reconciliation import ImportRefused
     from platforma.payments.reconciliation import import_statement as run_import
 
     runtime = _runtime()
     try:
         with transaction(runtime.session_factory) as session, file.open("rb") as handle:
-            result = run_import(session, handle, file_name=file.name, layout=virtual_layout(runtime.settings))
+            result = run_import(session, handle, file_name=file.name, layout=virtual_layout(runtime.settings),
+                                accounts=statement_accounts(runtime.settings))
             audit.record(session, "payments.statement_imported", object_type="statement_file", object_id=file.name[:64],
                          details={**result.as_dict(), "via": "cli"})
     except ImportRefused as exc:

@@ -79,6 +79,16 @@ def virtual_layout(settings: Settings) -> VirtualAccountLayout | None:
     return VirtualAccountLayout(va.sort_code, va.fixed, va.payer_check_digit)
 
 
+def statement_accounts(settings: Settings) -> frozenset[str] | None:
+    """The accounts whose statements post to taxpayers' accounts: every [[gmina.bank_accounts]] but the
+    stamp duty's (a transfer there is not a tax). None when the gmina names no account: then no
+    statement's account can be checked."""
+    accounts = settings.gmina.bank_accounts
+    if not accounts:
+        return None
+    return frozenset(a.nrb for a in accounts if "skarbow" not in a.purpose.lower())
+
+
 def transfer_account(settings: Settings, taxpayer_id: int) -> tuple[str, bool]:
     """The account a taxpayer pays to by transfer: the individual one where the gmina has them
     (True), else the gmina's tax account (False)."""

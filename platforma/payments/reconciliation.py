@@ -20,7 +20,7 @@ import re
 import time
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import BinaryIO, Callable, Iterable
+from typing import BinaryIO, Callable, Collection, Iterable
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -33,8 +33,8 @@ from platforma.core.db import transaction, utcnow
 from platforma.core.jobs import enqueue, job_handler
 from platforma.core.runtime import Runtime
 from platforma.payments.models import IMPORT_ENDED, BankStatement, Payment, StatementImport, StatementLine
-from platforma.payments.queries import virtual_layout
-from platforma.payments.rules import VirtualAccountLayout
+from platforma.payments.queries import statement_accounts, virtual_layout
+from platforma.payments.rules import VirtualAccountLayout, normalise_nrb
 from platforma.payments.statements import Entry, StatementEnd, StatementError, StatementHeader, iter_statement
 from platforma.taxes import operations as tax_operations
 from platforma.taxes.models import Decision, Liability, LiabilityParty, Taxpayer
@@ -83,13 +83,16 @@ def import_statement(
     *,
     file_name: str,
     layout: VirtualAccountLayout | None,
+    accounts: Collection[str] | None = None,
     imported_by_id: int | None = None,
     max_bytes: int = 100 * 1024 * 1024,
     progress: Callable[[int], None] | None = None,
 ) -> ImportResult:
     """Import every statement in the file. Raises ImportRefused (the caller rolls back) for a file that
-    cannot be read or whose balances do not add up. A statement already imported (same account and
-    statement id) is skipped whole: importing a file twice changes nothing. `progress` is told the
+    cannot be read, whose balances do not add up, or that is the statement of an account other than
+    `accounts` (the gmina's accounts for taxes and fees, `queries.statement_accounts`; None: any). A
+    statement already imported (same account and statement id) is skipped whole: importing a file
+    twice changes nothing. `progress` is told the
     number of entries stored so far after each batch."""
     if session.get_bind().dialect.name == "postgresql":
         session.execute(sa.select(sa.func.pg_advisory_xact_lock(_IMPORT_LOCK)))
@@ -112,7 +115,7 @@ def import_statement(
     try:
         for item in iter_statement(stream, max_bytes=max_bytes):
             if isinstance(item, StatementHeader):
-                _check_header(item)
+                _check_header(item, accounts)
                 skipping = session.scalar(sa.select(BankStatement.id).where(
                     BankStatement.account == item.account, BankStatement.statement_id == item.statement_id)) is not None
                 if skipping:
@@ -161,11 +164,17 @@ def import_statement(
     return result
 
 
-def _check_header(header: StatementHeader) -> None:
-    """What is stored of a statement's header fits its columns; a file whose header does not is refused."""
+def _check_header(header: StatementHeader, accounts: Collection[str] | None) -> None:
+    """What is stored of a statement's header fits its columns, and the statement is one of the
+    gmina's accounts for taxes and fees: the credits of another account (the stamp duty's, another
+    gmina's, the office's own) are not payments of these taxpayers, whatever their titles say."""
     if not header.account or len(header.account) > 34:
         raise StatementError(f"wyciąg {header.statement_id[:40]}: numer rachunku „{header.account[:40]}” nie jest "
                              "numerem rachunku (NRB albo IBAN, najwyżej 34 znaki)")
+    if accounts is not None and normalise_nrb(header.account) not in accounts:
+        raise StatementError(
+            f"wyciąg {header.statement_id[:40]} jest wyciągiem rachunku {header.account[:34]}, który nie jest "
+            "rachunkiem podatków i opłat gminy (gmina.bank_accounts w pliku konfiguracyjnym)")
     if len(header.statement_id) > 80:
         raise StatementError(f"identyfikator wyciągu „{header.statement_id[:40]}…” jest dłuższy niż 80 znaków")
     if not re.fullmatch(r"[A-Z]{3}", header.currency):
@@ -217,7 +226,8 @@ def _import_job(runtime: Runtime, payload: dict) -> None:
         with transaction(runtime.session_factory) as session, _ProgressWriter(runtime, import_id) as progress:
             upload = session.get(StatementImport, import_id, options=[sa.orm.undefer(StatementImport.content)])
             result = import_statement(session, upload.content, file_name=upload.file_name,
-                                      layout=virtual_layout(runtime.settings), imported_by_id=upload.uploaded_by_id,
+                                      layout=virtual_layout(runtime.settings),
+                                      accounts=statement_accounts(runtime.settings), imported_by_id=upload.uploaded_by_id,
                                       progress=progress)
             upload.status, upload.result, upload.finished_at = "done", result.as_dict(), utcnow()
             upload.entries_done = result.entries

@@ -20,7 +20,9 @@ from platforma.core.db import transaction
 from platforma.demo.statement import camt053 as demo_camt053
 from platforma.payments import operations, reconciliation
 from platforma.payments.models import BankStatement, StatementLine
-from platforma.payments.queries import virtual_layout
+from platforma.payments.queries import statement_accounts, virtual_layout
+from platforma.payments.rules import nrb_check_digits
+from tests.conftest import base_settings
 from platforma.taxes import operations as tax_ops
 from platforma.taxes.models import Decision, Posting
 from tests.conftest import csrf_from
@@ -64,7 +66,8 @@ def gmina(runtime, create_taxpayer, create_user):
 
 def _import(runtime, data, name="wyciag.xml"):
     with transaction(runtime.session_factory) as session:
-        return reconciliation.import_statement(session, data, file_name=name, layout=virtual_layout(runtime.settings))
+        return reconciliation.import_statement(session, data, file_name=name, layout=virtual_layout(runtime.settings),
+                                               accounts=statement_accounts(runtime.settings))
 
 
 def _posted(runtime, taxpayer_id):
@@ -118,6 +121,35 @@ def test_a_file_that_does_not_add_up_changes_nothing(runtime, gmina):
         assert session.scalar(sa.select(sa.func.count()).select_from(BankStatement)) == 0
         assert session.scalar(sa.select(sa.func.count()).select_from(StatementLine)) == 0
     assert _posted(runtime, people[0].id) == 0
+
+
+#: an account of another holder at another bank (valid check digits)
+OTHER_NRB = nrb_check_digits("102010260000123456789012") + "102010260000123456789012"
+#: the gmina's stamp duty account (art. 13 ustawy o opłacie skarbowej: not the taxes' account)
+STAMP_DUTY_NRB = nrb_check_digits("909000040000000000005678") + "909000040000000000005678"
+
+
+def test_a_statement_of_another_account_is_refused(runtime, gmina, tmp_path):
+    """Credits titled with a taxpayer's PESEL or decision on the statement of another account (the
+    stamp duty's, another gmina's) did not reach the taxes' account: the file is refused whole."""
+    people, _reference = gmina
+    pesel = people[0].pesel
+    data = camt053([("150.00", True, f"podatek PESEL {pesel}", "", "JAN")], account=OTHER_NRB, statement_id="OBCY-1")
+    with pytest.raises(reconciliation.ImportRefused) as refused:
+        _import(runtime, data)
+    assert str(refused.value) == (f"wyciąg OBCY-1 42 jest wyciągiem rachunku {OTHER_NRB}, który nie jest rachunkiem "
+                                  "podatków i opłat gminy (gmina.bank_accounts w pliku konfiguracyjnym)")
+    # the gmina's account (the file names it as an IBAN, the configuration as an NRB)
+    assert _import(runtime, camt053([("150.00", True, f"podatek PESEL {pesel}", "", "JAN")], statement_id="NASZ-1")).matched == 1
+    with runtime.session_factory() as session:
+        assert session.scalars(sa.select(BankStatement.statement_id)).all() == ["NASZ-1 42"]
+    assert _posted(runtime, people[0].id) == Decimal("150.00")
+
+    two = base_settings(tmp_path, "sqlite://", gmina={"bank_accounts": [
+        {"name": "Podatki", "nrb": GMINA_NRB}, {"name": "Opłata skarbowa", "nrb": STAMP_DUTY_NRB, "purpose": "opłata skarbowa"}]})
+    assert statement_accounts(two) == {GMINA_NRB}
+    # a gmina that names no account: nothing to check a statement against
+    assert statement_accounts(base_settings(tmp_path, "sqlite://", gmina={"bank_accounts": []})) is None
 
 
 def test_clerk_assigns_or_returns_unmatched_credits(runtime, app, client, logged_in, create_user, gmina):

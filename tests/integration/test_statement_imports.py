@@ -23,7 +23,7 @@ from platforma.payments.models import BankStatement, StatementImport, StatementL
 from platforma.payments.queries import virtual_layout
 from platforma.taxes.models import Posting
 from tests.conftest import csrf_from, login
-from tests.integration.test_payments_statements import PAYMENTS, camt053, gmina  # noqa: F401  (the fixture)
+from tests.integration.test_payments_statements import OTHER_NRB, PAYMENTS, camt053, gmina  # noqa: F401  (the fixture)
 
 
 @pytest.fixture
@@ -59,6 +59,11 @@ def test_an_upload_is_imported_by_a_job_and_its_page_tells_the_result(runtime, c
     assert page.status_code == 200 and "Wyciąg odrzucony, nic nie zaksięgowano" in text and "się nie bilansuje" in text
     assert client.get(refused.headers["Location"] + "?format=json").json == {"status": "refused", "final": True, "progress": ""}
 
+    other = _upload(client, camt053([("150.00", True, "podatek", layout.account_for(people[0].id), "JAN")],
+                                    account=OTHER_NRB), "inny-rachunek.xml")
+    text = client.get(other.headers["Location"]).data.decode()
+    assert "Wyciąg odrzucony, nic nie zaksięgowano" in text and "nie jest rachunkiem podatków i opłat gminy" in text
+
     good = camt053([("150.00", True, "podatek", layout.account_for(people[0].id), "JAN KOWALSKI"),
                     ("35.00", True, "za smieci", "", "KTOS NIEZNANY")])
     done = _upload(client, good, "dobry.xml")
@@ -82,8 +87,11 @@ def test_an_upload_is_imported_by_a_job_and_its_page_tells_the_result(runtime, c
         actions = [a for a in session.scalars(sa.select(AuditEntry.action).where(AuditEntry.action.like("payments.statement_%"))
                                               .order_by(AuditEntry.id))]
         assert session.scalar(sa.select(sa.func.count()).select_from(BankStatement)) == 1
-    assert uploads == [("zly.xml", "refused", len(bad)), ("dobry.xml", "done", len(good)), ("kopia.xml", "done", len(good))]
-    assert actions == ["payments.statement_uploaded", "payments.statement_uploaded", "payments.statement_imported",
+    assert [u[:2] for u in uploads] == [("zly.xml", "refused"), ("inny-rachunek.xml", "refused"), ("dobry.xml", "done"),
+                                        ("kopia.xml", "done")]
+    assert [u[2] for u in uploads if u[0] != "inny-rachunek.xml"] == [len(bad), len(good), len(good)]
+    assert actions == ["payments.statement_uploaded", "payments.statement_uploaded", "payments.statement_uploaded",
+                       "payments.statement_imported",
                        "payments.statement_uploaded", "payments.statement_imported"]
 
 
