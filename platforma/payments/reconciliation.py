@@ -179,6 +179,10 @@ def _check_header(header: StatementHeader, accounts: Collection[str] | None) -> 
         raise StatementError(f"identyfikator wyciągu „{header.statement_id[:40]}…” jest dłuższy niż 80 znaków")
     if not re.fullmatch(r"[A-Z]{3}", header.currency):
         raise StatementError(f"wyciąg {header.statement_id[:40]}: waluta „{header.currency[:10]}” nie jest kodem ISO 4217")
+    if header.currency != "PLN":
+        # the ledger is in złoty (ADR 1): 100 EUR on a statement is not 100 zł paid
+        raise StatementError(f"wyciąg {header.statement_id[:40]}: rachunek jest prowadzony w walucie {header.currency}, "
+                             "a podatki i opłaty księguje się w złotych (PLN)")
     _check_amount(header.opening, f"wyciąg {header.statement_id[:40]}, saldo otwarcia")
     if header.closing is not None:
         _check_amount(header.closing, f"wyciąg {header.statement_id[:40]}, saldo zamknięcia")

@@ -131,7 +131,8 @@ STAMP_DUTY_NRB = nrb_check_digits("909000040000000000005678") + "909000040000000
 
 def test_a_statement_of_another_account_is_refused(runtime, gmina, tmp_path):
     """Credits titled with a taxpayer's PESEL or decision on the statement of another account (the
-    stamp duty's, another gmina's) did not reach the taxes' account: the file is refused whole."""
+    stamp duty's, another gmina's) did not reach the taxes' account, and euro are not złoty: the file
+    is refused whole."""
     people, _reference = gmina
     pesel = people[0].pesel
     data = camt053([("150.00", True, f"podatek PESEL {pesel}", "", "JAN")], account=OTHER_NRB, statement_id="OBCY-1")
@@ -139,6 +140,12 @@ def test_a_statement_of_another_account_is_refused(runtime, gmina, tmp_path):
         _import(runtime, data)
     assert str(refused.value) == (f"wyciąg OBCY-1 42 jest wyciągiem rachunku {OTHER_NRB}, który nie jest rachunkiem "
                                   "podatków i opłat gminy (gmina.bank_accounts w pliku konfiguracyjnym)")
+    euro = camt053([("150.00", True, f"podatek PESEL {pesel}", "", "JAN")], statement_id="EUR-1").replace(
+        b'Ccy="PLN"', b'Ccy="EUR"').replace(b"<Ccy>PLN</Ccy>", b"<Ccy>EUR</Ccy>")
+    with pytest.raises(reconciliation.ImportRefused) as refused:
+        _import(runtime, euro)
+    assert str(refused.value) == ("wyciąg EUR-1 42: rachunek jest prowadzony w walucie EUR, a podatki i opłaty księguje "
+                                  "się w złotych (PLN)")
     # the gmina's account (the file names it as an IBAN, the configuration as an NRB)
     assert _import(runtime, camt053([("150.00", True, f"podatek PESEL {pesel}", "", "JAN")], statement_id="NASZ-1")).matched == 1
     with runtime.session_factory() as session:
