@@ -12,18 +12,18 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf.file import FileField, FileRequired
 from govuk_frontend_wtf.wtforms_widgets import GovFileInput, GovSubmitInput
-from wtforms import StringField, SubmitField, TextAreaField
+from wtforms import SelectField, StringField, SubmitField, TextAreaField
 from wtforms.validators import InputRequired, Length, Regexp
 
 from platforma.accounts.models import User
 from platforma.core.access import Permission, deny, has_permission, requires
 from platforma.core.web import client_ip, db, list_page, runtime, user_agent
-from platforma.payments import queries, reconciliation
+from platforma.payments import flows, queries, reconciliation
 from platforma.payments.models import BankStatement, Payment, PaymentEvent, StatementImport, StatementLine
 from platforma.payments.views import REFUND_LABELS, STATE_LABELS
 from platforma.taxes.models import Taxpayer
 from platforma.web.filters import money, today_warsaw
-from platforma.web.forms import Form, TextArea, TextInput
+from platforma.web.forms import Form, Select, TextArea, TextInput
 from platforma.web.nav import backoffice_menu
 from platforma.web.pdf import render_pdf
 
@@ -58,9 +58,24 @@ class ReturnForm(Form):
     return_submit = SubmitField(_l("Oznacz do zwrotu"), widget=GovSubmitInput())
 
 
+class PayoutForm(Form):
+    gateway = SelectField(_l("Operator płatności"), widget=Select(), validators=[InputRequired(_l("Wybierz operatora"))])
+    payout_reason = TextAreaField(_l("Która to wypłata"), widget=TextArea(), validators=[
+        InputRequired(_l("Podaj, którą wypłatę operatora rozpoznajesz w tej pozycji")), Length(max=1000)],
+        description=_l("Np. „wypłata zbiorcza za 19.11, 12 płatności, zgodna z zestawieniem operatora”."))
+    payout_submit = SubmitField(_l("Oznacz jako wypłatę operatora"), widget=GovSubmitInput())
+
+#: what became of a statement line, for the clerk
+LINE_LABELS = {"matched": _l("zaksięgowana automatycznie"), "unmatched": _l("czeka na przypisanie"),
+               "assigned": _l("przypisana przez urzędnika i zaksięgowana"),
+               "gateway": _l("wypłata operatora płatności (wpłaty zaksięgowane przy potwierdzeniu)"),
+               "debit": _l("obciążenie rachunku"), "returned": _l("do zwrotu nadawcy")}
+
+
 @bp.context_processor
 def _helpers() -> dict:
-    return {"zl": money, "state_labels": STATE_LABELS, "refund_labels": REFUND_LABELS, "import_labels": IMPORT_LABELS}
+    return {"zl": money, "state_labels": STATE_LABELS, "refund_labels": REFUND_LABELS, "import_labels": IMPORT_LABELS,
+            "line_labels": LINE_LABELS}
 
 
 @bp.get("/")
@@ -165,7 +180,9 @@ def unmatched():
 @requires(Permission.POSTINGS_MANAGE)
 def line(line_id: int):
     item = db().get(StatementLine, line_id) or abort(404)
-    assign, send_back = AssignForm(prefix="a"), ReturnForm(prefix="r")
+    assign, send_back, payout = AssignForm(prefix="a"), ReturnForm(prefix="r"), PayoutForm(prefix="p")
+    gateways = flows.configured_gateways(runtime())
+    payout.gateway.choices = [("", _("wybierz"))] + [(gateway_id, gateway.name) for gateway_id, gateway in gateways.items()]
     status = 200
     if request.method == "POST":
         if "a-submit" in request.form and assign.validate_on_submit():
@@ -186,8 +203,20 @@ def line(line_id: int):
             else:
                 flash(_("Wpłatę oznaczono do zwrotu."), "success")
                 return redirect(url_for("payments_backoffice.unmatched"), 303)
+        elif "p-payout_submit" in request.form and payout.validate_on_submit():
+            try:
+                reconciliation.mark_payout(db(), item, clerk=g.user, gateway_name=gateways[payout.gateway.data].name,
+                                           reason=payout.payout_reason.data, ip=client_ip(), user_agent=user_agent())
+            except reconciliation.ImportRefused as exc:
+                payout.payout_reason.errors = [str(exc)]
+            else:
+                flash(_("Wpłatę oznaczono jako wypłatę operatora płatności; nic nie zaksięgowano drugi raz."), "success")
+                return redirect(url_for("payments_backoffice.unmatched"), 303)
         status = 400
-    return render_template("payments/line.html", line=item, assign=assign, send_back=send_back,
+    days = (reconciliation.gateway_days(db(), until=item.value_date or item.booking_date)
+            if item.status == "unmatched" and item.credit and gateways else [])
+    return render_template("payments/line.html", line=item, assign=assign, send_back=send_back, payout=payout,
+                           gateways=gateways, gateway_days=days,
                            taxpayer=db().get(Taxpayer, item.taxpayer_id) if item.taxpayer_id else None), status
 
 

@@ -58,6 +58,8 @@ class Payment(Base):
         # the gateway's id of a transaction belongs to one payment only
         sa.UniqueConstraint("gateway", "gateway_txn_id"),
         sa.Index("ix_payment_state_updated", "state", "updated_at"),
+        # the daily report, and the days a gateway's payout on a statement may stand for
+        sa.Index("ix_payment_paid_on", "paid_on"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -244,8 +246,9 @@ class StatementLine(Base):
     account_credited: Mapped[str] = mapped_column(sa.String(34), default="")
     bank_reference: Mapped[str] = mapped_column(sa.String(80), default="")
     #: matched (posted automatically), unmatched (waits for a clerk), assigned (a clerk chose the
-    #: taxpayer; posted), gateway (the payout of a gateway payment already posted), debit (money out),
-    #: returned (a clerk marked it to be sent back)
+    #: taxpayer; posted), gateway (a gateway's payout of payments already posted: one payment's, found
+    #: by its reference, or a day's, marked by a clerk), debit (money out), returned (a clerk marked it
+    #: to be sent back)
     status: Mapped[str] = mapped_column(sa.String(10))
     #: how it was matched: account, decision, pesel, nip, payment, clerk
     matched_by: Mapped[str] = mapped_column(sa.String(10), default="")

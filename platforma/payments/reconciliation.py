@@ -525,6 +525,32 @@ def mark_returned(session: Session, line: StatementLine, *, clerk, reason: str, 
                  ip=ip, user_agent=user_agent)
 
 
+def mark_payout(session: Session, line: StatementLine, *, clerk, gateway_name: str, reason: str, ip: str = "",
+                user_agent: str = "") -> None:
+    """A credit that is a gateway's payout of payments posted when the gateway confirmed them
+    (Przelewy24, PayU and others pay a day's payments out in one transfer, under a title of their
+    own): nothing is posted again (audited)."""
+    if line.status != "unmatched" or not line.credit:
+        raise ImportRefused(_RESOLVED)
+    if not reason.strip():
+        raise ImportRefused("Podaj, którą wypłatę operatora rozpoznajesz w tej pozycji.")
+    _resolve(session, line, "gateway", clerk, f"{gateway_name}: {reason.strip()}", matched_by="clerk")
+    audit.record(session, "payments.statement_line_payout", actor=clerk, object_type="statement_line",
+                 object_id=line.id, details={"amount": str(line.amount), "gateway": gateway_name,
+                                             "reason": reason.strip()[:1000]},
+                 ip=ip, user_agent=user_agent)
+
+
+def gateway_days(session: Session, *, until: dt.date, days: int = 7) -> list[sa.Row]:
+    """Online payments confirmed per day of payment and gateway, for `days` days up to `until`
+    (payment_day, gateway, count, total), newest first: what a gateway's payout on a statement
+    should add up to (less the gateway's commission, where it keeps one)."""
+    return list(session.execute(
+        sa.select(Payment.paid_on, Payment.gateway, sa.func.count(Payment.id), sa.func.sum(Payment.amount))
+        .where(Payment.paid_on.between(until - dt.timedelta(days=days), until), Payment.state == "confirmed")
+        .group_by(Payment.paid_on, Payment.gateway).order_by(Payment.paid_on.desc(), Payment.gateway)))
+
+
 def _resolve(session: Session, line: StatementLine, status: str, clerk, reason: str, **values) -> None:
     """Compare-and-set, as a payment moves: only an unmatched credit is resolved, and only once. Two
     clerks on one line at one moment (one assigns, the other sends it back): the second waits for the

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import threading
 from decimal import Decimal
 
@@ -188,6 +189,45 @@ def test_clerk_assigns_or_returns_unmatched_credits(runtime, app, client, logged
     # a second assignment of the same line is refused
     again = client.post(f"/urzad/platnosci/wyciagi/pozycje/{first}", data={"csrf_token": token, "a-taxpayer": str(people[2].id), "a-reason": "x", "a-submit": "1"})
     assert again.status_code in (200, 400) and _posted(runtime, people[2].id) == 0
+
+
+def test_clerk_marks_a_gateways_payout_and_nothing_is_posted_again(runtime, client, logged_in, create_user, gmina):
+    """A gateway pays a day's payments out in one transfer under a title of its own: the clerk sees
+    the payments confirmed in the week before it, per day and gateway, and marks the credit as that
+    payout. Nothing is posted (each payment was, when the gateway confirmed it)."""
+    _people, _reference = gmina  # a sandbox payment of 99.00 zł confirmed, paid on 19 November
+    _import(runtime, camt053([("99.00", True, "WYPLATA ZBIORCZA 4471", "", "OPERATOR PLATNOSCI SA")]))
+    with runtime.session_factory() as session:
+        line_id = session.scalar(sa.select(StatementLine.id))
+    logged_in(create_user("clerk"))
+    url = f"/urzad/platnosci/wyciagi/pozycje/{line_id}"
+    page = client.get(url)
+    text = " ".join(page.data.decode().split())
+    assert "Albo to wypłata operatora płatności" in text and "czeka na przypisanie" in text
+    days = re.findall(r'<td class="govuk-table__cell">([^<]*)</td><td class="govuk-table__cell">([^<]*)</td> '
+                      r'<td class="govuk-table__cell govuk-table__cell--numeric">(\d+)</td>'
+                      r'<td class="govuk-table__cell govuk-table__cell--numeric">([^<]*)</td>', text)
+    assert days == [("19.11.2026", "Piaskownica (demonstracja, bez pieniędzy)", "1", "99,00 zł")]  # (split() folds the no-break space)
+    token = csrf_from(page.data)
+    form = {"csrf_token": token, "p-gateway": "", "p-payout_reason": "zbiorcza za 19.11", "p-payout_submit": "1"}
+    unchosen = client.post(url, data=form)
+    assert unchosen.status_code == 400 and "Wybierz operatora" in unchosen.data.decode()
+    unexplained = client.post(url, data={**form, "p-gateway": "sandbox", "p-payout_reason": " "})
+    assert unexplained.status_code == 400 and "Podaj, którą wypłatę operatora rozpoznajesz" in unexplained.data.decode()
+    done = client.post(url, data={**form, "p-gateway": "sandbox"})
+    assert done.status_code == 303
+    again = client.post(url, data={**form, "p-gateway": "sandbox"})
+    assert again.status_code == 400 and "Ta pozycja wyciągu jest już rozliczona." in again.data.decode()
+    assert "Albo to wypłata operatora płatności" not in again.data.decode()
+    with runtime.session_factory() as session:
+        line = session.get(StatementLine, line_id)
+        actions = session.scalars(sa.select(AuditEntry.action).where(AuditEntry.object_type == "statement_line")).all()
+        bank = session.scalar(sa.select(sa.func.count()).select_from(Posting).where(Posting.source == "bank"))
+    assert (line.status, line.matched_by, line.note) == ("gateway", "clerk",
+                                                         "Piaskownica (demonstracja, bez pieniędzy): zbiorcza za 19.11")
+    assert actions == ["payments.statement_line_payout"] and bank == 0
+    assert "wypłata operatora płatności (wpłaty zaksięgowane przy potwierdzeniu)" in client.get(url).data.decode()
+    assert "WYPLATA ZBIORCZA" not in client.get("/urzad/platnosci/wyciagi/nieprzypisane").data.decode()
 
 
 @pytest.mark.parametrize("second", ["returns", "assigns"])

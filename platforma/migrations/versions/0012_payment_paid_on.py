@@ -1,0 +1,23 @@
+"""payments by the day of payment: the daily report and a gateway's payout on a statement (issue 4)
+
+Revision ID: 0012
+Revises: 0011
+Create Date: 2026-12-08 00:00:00
+"""
+from alembic import op
+
+
+revision = '0012'
+down_revision = '0011'
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table('payment', schema=None) as batch_op:
+        batch_op.create_index('ix_payment_paid_on', ['paid_on'], unique=False)
+
+
+def downgrade() -> None:
+    with op.batch_alter_table('payment', schema=None) as batch_op:
+        batch_op.drop_index('ix_payment_paid_on')
