@@ -296,9 +296,15 @@ def _payment_for_user(reference: str) -> Payment:
 @bp.get("/")
 @requires(Permission.RESIDENT_AREA)
 def mine():
-    payments = queries.payments_of(db(), _linked_taxpayer_ids())
+    """Online payments; for transfers and payments at the till, a link to each account's history of
+    payments (every payment that reached the account, however it was paid)."""
+    from platforma.taxes.models import Taxpayer
+
+    linked = _linked_taxpayer_ids()
+    payments = queries.payments_of(db(), linked)
     refunded = queries.refunded_totals(db(), [p.id for p in payments])
-    return render_template("payments/mine.html", payments=payments, refunded=refunded)
+    accounts = list(db().scalars(sa.select(Taxpayer).where(Taxpayer.id.in_(linked)).order_by(Taxpayer.id))) if linked else []
+    return render_template("payments/mine.html", payments=payments, refunded=refunded, accounts=accounts)
 
 
 @bp.get("/<reference>")

@@ -111,6 +111,8 @@ def test_resident_pays_all_arrears_and_the_page_tells_the_truth(runtime, client,
 
     mine = client.get("/platnosci/").data.decode()
     assert reference in mine and "zapłacona" in mine
+    # transfers and the till: each linked account's history of payments, one link away
+    assert f'href="/podatki/{taxpayer.id}/wplaty">Historia wpłat: {taxpayer.display_name}</a>' in mine
     pdf = client.get(f"/platnosci/{reference}/potwierdzenie.pdf")
     assert pdf.status_code == 200 and pdf.data.startswith(b"%PDF")
 
@@ -234,7 +236,8 @@ def test_other_peoples_payments_are_not_shown(runtime, client, logged_in, create
     assert login(fresh, other).status_code == 302
     assert fresh.get(f"/platnosci/{reference}").status_code == 403
     assert fresh.get(f"/podatki/{taxpayer.id}/zaplac").status_code == 403
-    assert reference not in fresh.get("/platnosci/").data.decode()
+    theirs = fresh.get("/platnosci/").data.decode()
+    assert reference not in theirs and f"/podatki/{taxpayer.id}/wplaty" not in theirs
 
 
 def deliver_at_once(runtime, gateway_id: str, headers, body: bytes, count: int) -> None:
