@@ -29,7 +29,7 @@ from stdnum.pl import pesel as stdnum_pesel
 
 from platforma.accounts.models import User
 from platforma.core import audit
-from platforma.core.db import transaction, utcnow
+from platforma.core.db import insert_rows, transaction, utcnow
 from platforma.core.jobs import enqueue, job_handler
 from platforma.core.runtime import Runtime
 from platforma.payments.models import IMPORT_ENDED, BankStatement, Payment, StatementImport, StatementLine
@@ -339,7 +339,7 @@ def _settle(session: Session, matcher: Matcher, statement_id: int, batch: list[E
             result.unmatched += 1
             result.unmatched_total += entry.amount
         lines.append(line)
-    session.execute(StatementLine.__table__.insert(), lines)  # one executemany
+    insert_rows(session, StatementLine.__table__, lines)
     matched = [line for line in lines if line["status"] == "matched"]
     if not matched:
         return

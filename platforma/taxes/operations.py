@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from platforma.accounts.models import User
 from platforma.core import audit
-from platforma.core.db import utcnow
+from platforma.core.db import insert_rows, utcnow
 from platforma.taxes import rules
 from platforma.taxes.account import (
     OFFSET_REF_PREFIX, ZERO, InstallmentRecord, PostingRecord, installment_arrear, interest_due,
@@ -261,7 +261,7 @@ def post_payment(
                             source, origin, created_by_id, reason)
     rows = _payment_rows(payment, plan)
     if rows:
-        session.execute(Posting.__table__.insert(), rows)  # as the batch does: a third of the ORM's flush
+        insert_rows(session, Posting.__table__, rows)  # as the batch does: a third of the ORM's flush
     if plan.overpayment > 0 and designated_installment_ids:
         # art. 76 §1 OP. Only a designated payment can leave an overpayment while something is open: an
         # undesignated one pays everything open, oldest first (art. 62 §1), before anything is left over
@@ -325,7 +325,7 @@ def post_payments_batch(session: Session, payments: Sequence[PaymentToPost]) -> 
     date (the effective due date is never earlier, so no interest can have been left unpaid).
     `installment_arrear` would make such an installment no arrear on any day of the batch, and a
     payment of the batch never reaches it. The rest is replayed in memory as `plan_allocation` does.
-    The postings are inserted at the end with one executemany, not as ORM objects. A designated
+    The postings are inserted at the end with a few multi-row INSERTs, not as ORM objects. A designated
     payment that leaves an overpayment has it set off right away, as `post_payment` does, and the
     payments after it see the set-off (`tests/integration/test_payments_posting_properties.py` checks
     the whole claim on random ledgers).
@@ -365,12 +365,12 @@ def post_payments_batch(session: Session, payments: Sequence[PaymentToPost]) -> 
             # as post_payment, and at the same point: the ex officio set-off (art. 76 §1 OP), which the
             # payments after it see. Only a designated payment can leave an overpayment while something
             # is open (a statement's lines never are: this is rare), so the accounts are simply read again
-            session.execute(Posting.__table__.insert(), rows)
+            insert_rows(session, Posting.__table__, rows)
             rows = []
             offset_overpayments(session, taxpayer_id=payment.taxpayer_id, as_of=payment.paid_on)
             accounts = _BatchAccounts.load(session, taxpayer_ids, first_day)
     if rows:
-        session.execute(Posting.__table__.insert(), rows)  # one executemany (the ORM would group by NULLs)
+        insert_rows(session, Posting.__table__, rows)  # (the ORM would group them by NULLs)
     return results
 
 
@@ -831,7 +831,7 @@ def offset_overpayments(session: Session, *, taxpayer_id: int, as_of: dt.date, r
             if plan.overpayment > 0:
                 break  # the installment is settled; what is left of the lot goes on to the next
     if rows:
-        session.execute(Posting.__table__.insert(), rows)
+        insert_rows(session, Posting.__table__, rows)
         audit.record(
             session, "overpayment.offset_requested" if requested_on is not None else "overpayment.offset",
             actor=author, object_type="taxpayer", object_id=taxpayer_id, taxpayer_id=taxpayer_id,

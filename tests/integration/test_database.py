@@ -13,9 +13,10 @@ from hypothesis import strategies as st
 
 from platforma.core import audit
 from platforma.core.audit import AuditEntry
-from platforma.core.db import Money, UTCDateTime, transaction
+from platforma.core.db import COPY_FROM_ROWS, Money, UTCDateTime, insert_rows, transaction
 from platforma.core.migrate import current_revision, head_revision
 from platforma.models import metadata
+from platforma.taxes.models import Posting
 
 
 def test_migrations_reach_head_and_match_the_models(runtime):
@@ -131,3 +132,29 @@ def test_constraints_hold(runtime):
     with pytest.raises(sa.exc.IntegrityError):
         with transaction(runtime.session_factory) as session:
             session.add(Taxpayer(kind="alien", last_name="X", source="local", source_key="F2"))
+
+
+@pytest.mark.parametrize("count", [3, COPY_FROM_ROWS + 7])
+def test_insert_rows_stores_what_an_insert_would_and_fails_as_one(runtime, create_taxpayer, count):
+    """`insert_rows` (an executemany; from COPY_FROM_ROWS rows on PostgreSQL, a COPY): every row with
+    its values through the column types (Money in grosze) and the Python-side defaults filled; a
+    uniqueness error is SQLAlchemy's IntegrityError, as an INSERT's, and leaves nothing behind."""
+    taxpayer = create_taxpayer()
+    rows = [{"taxpayer_id": taxpayer.id, "liability_id": None, "installment_id": None, "kind": "nadplata",
+             "amount": Decimal(n).scaleb(-2), "booked_on": dt.date(2026, 3, 1), "value_date": dt.date(2026, 3, 1),
+             "payment_ref": f"R{n}", "reason": "ąę „test”\t\\ \n", "source": "test", "source_key": f"K{n}"}
+            for n in range(1, count + 1)]
+    with transaction(runtime.session_factory) as session:
+        insert_rows(session, Posting.__table__, rows)
+    with runtime.session_factory() as session:
+        stored = session.execute(sa.select(Posting.amount, Posting.reason, Posting.origin, Posting.created_at)
+                                 .where(Posting.source == "test").order_by(Posting.id)).all()
+    assert [row.amount for row in stored] == [Decimal(n).scaleb(-2) for n in range(1, count + 1)]
+    assert {(row.reason, row.origin) for row in stored} == {("ąę „test”\t\\ \n", "system")}
+    assert all(row.created_at.tzinfo is not None for row in stored)
+    again = [{**row, "source_key": f"N{n}"} for n, row in enumerate(rows)] + [rows[0]]
+    with pytest.raises(sa.exc.IntegrityError):
+        with transaction(runtime.session_factory) as session:
+            insert_rows(session, Posting.__table__, again)
+    with runtime.session_factory() as session:
+        assert session.scalar(sa.select(sa.func.count()).select_from(Posting).where(Posting.source == "test")) == count

@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from platforma.accounts import sessions
 from platforma.accounts.models import TaxpayerAccess, User, UserSession
 from platforma.core import kept
-from platforma.core.db import DriverQuery, make_engine, make_session_factory, transaction, utcnow
+from platforma.core.db import COPY_FROM_ROWS, DriverQuery, make_engine, make_session_factory, transaction, utcnow
 from platforma.core.runtime import Runtime
 from platforma.core.settings import set_value
 from platforma.taxes import operations as ops
@@ -294,6 +294,10 @@ def test_the_triggers_name_whose_rows_changed(pg_database, settings_factory, res
         assert _heard(listener) == {f"t{ids['owner']}", f"t{ids['spouse']}"}
         with transaction(runtime.session_factory) as session:  # the spouse pays for both
             ops.post_payment(session, taxpayer_id=ids["spouse"], amount=Decimal(50), paid_on=D(2026, 3, 1), payment_ref="P")
+        assert _heard(listener) == {f"t{ids['owner']}", f"t{ids['spouse']}"}
+        with transaction(runtime.session_factory) as session:  # a statement's many lines: its postings go by COPY
+            ops.post_payments_batch(session, [ops.PaymentToPost(ids["spouse"], Decimal("0.01"), D(2026, 3, 2), f"C{n}")
+                                              for n in range(COPY_FROM_ROWS)])
         assert _heard(listener) == {f"t{ids['owner']}", f"t{ids['spouse']}"}
         with transaction(runtime.session_factory) as session:
             session.execute(sa.update(Liability).where(Liability.id == ids["liability"]).values(tax_kind="rolny"))
