@@ -65,6 +65,7 @@ class PayoutForm(Form):
         description=_l("Np. „wypłata zbiorcza za 19.11, 12 płatności, zgodna z zestawieniem operatora”."))
     payout_submit = SubmitField(_l("Oznacz jako wypłatę operatora"), widget=GovSubmitInput())
 
+
 #: what became of a statement line, for the clerk
 LINE_LABELS = {"matched": _l("zaksięgowana automatycznie"), "unmatched": _l("czeka na przypisanie"),
                "assigned": _l("przypisana przez urzędnika i zaksięgowana"),
