@@ -43,6 +43,17 @@ def camt053(entries, *, opening="1000.00", closing=None, statement_id="WYC-2026-
     return demo_camt053(entries, account=account, opening=opening, closing=closing, statement_id=statement_id)
 
 
+def decided(session, taxpayer, n: int, installments) -> str:
+    """A 2026 decision FN.3120.<n>.2026 with the taxpayer its sole principal; its number."""
+    decision = Decision(number=f"FN.3120.{n}.2026", document_type="decyzja", year=2026, issued_on=D(2026, 2, 1),
+                        delivered_on=D(2026, 2, 10), source="local", source_key=f"D{n}")
+    tax_ops.assess_liability(
+        session, tax_kind="nieruchomosci", payer_type=taxpayer.kind, year=2026, amount=sum(a for _d, a in installments),
+        parties=[(taxpayer.id, "principal")], installments=installments, booked_on=D(2026, 2, 10), source="local",
+        source_key=f"L{n}", decision=decision, description="Podatek 2026")
+    return decision.number
+
+
 @pytest.fixture
 def gmina(runtime, create_taxpayer, create_user):
     """Four taxpayers with a 2026 liability each; one resident's payment already confirmed online."""
@@ -50,12 +61,7 @@ def gmina(runtime, create_taxpayer, create_user):
     user = create_user("resident")
     with transaction(runtime.session_factory) as session:
         for n, taxpayer in enumerate(people):
-            decision = Decision(number=f"FN.3120.{n + 1}.2026", document_type="decyzja", year=2026, issued_on=D(2026, 2, 1),
-                                delivered_on=D(2026, 2, 10), source="local", source_key=f"D{n}")
-            tax_ops.assess_liability(
-                session, tax_kind="nieruchomosci", payer_type=taxpayer.kind, year=2026, amount=Decimal(400),
-                parties=[(taxpayer.id, "principal")], installments=[(D(2026, 3, 16), Decimal(200)), (D(2026, 5, 15), Decimal(200))],
-                booked_on=D(2026, 2, 10), source="local", source_key=f"L{n}", decision=decision, description="Podatek 2026")
+            decided(session, taxpayer, n + 1, [(D(2026, 3, 16), Decimal(200)), (D(2026, 5, 15), Decimal(200))])
         payment, _ = operations.create_payment(session, taxpayer_id=people[0].id, user_id=user.id, gateway="sandbox",
                                                amount=Decimal("99.00"), mode="amount", designation=[], description="t",
                                                idempotency_key="g" * 20)

@@ -28,9 +28,8 @@ from hypothesis import HealthCheck, given, settings as hsettings, strategies as 
 from platforma.payments import operations, reconciliation
 from platforma.payments.models import StatementLine
 from platforma.payments.queries import statement_accounts, virtual_layout
-from platforma.taxes import operations as tax_ops
-from platforma.taxes.models import Decision, Posting
-from tests.integration.test_payments_statements import PAYMENTS, camt053
+from platforma.taxes.models import Posting
+from tests.integration.test_payments_statements import PAYMENTS, camt053, decided
 
 D = dt.date
 KINDS = ("account", "decision", "identifier", "confirmed", "pending", "nobody", "debit")
@@ -65,15 +64,8 @@ def _gmina(session, people, resident):
     """A 2026 decision of each person (sole principal); an online payment of the first person
     confirmed and posted, one of the second still pending. Returns the decision numbers and the two
     references."""
-    numbers = []
-    for n, taxpayer in enumerate(people):
-        decision = Decision(number=f"FN.3120.{n + 7}.2026", document_type="decyzja", year=2026, issued_on=D(2026, 2, 1),
-                            delivered_on=D(2026, 2, 10), source="local", source_key=f"PD{n}")
-        tax_ops.assess_liability(
-            session, tax_kind="nieruchomosci", payer_type=taxpayer.kind, year=2026, amount=Decimal(600),
-            parties=[(taxpayer.id, "principal")], installments=[(D(2026, 3, 16), Decimal(300)), (D(2026, 9, 15), Decimal(300))],
-            booked_on=D(2026, 2, 10), source="local", source_key=f"PL{n}", decision=decision, description="Podatek 2026")
-        numbers.append(decision.number)
+    numbers = [decided(session, taxpayer, n + 7, [(D(2026, 3, 16), Decimal(300)), (D(2026, 9, 15), Decimal(300))])
+               for n, taxpayer in enumerate(people)]
     references = []
     for n, key in enumerate(("c", "p")):
         payment, _ = operations.create_payment(session, taxpayer_id=people[n].id, user_id=resident.id, gateway="sandbox",
