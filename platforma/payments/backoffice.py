@@ -44,8 +44,9 @@ class StatementUploadForm(Form):
 
 
 class AssignForm(Form):
-    taxpayer = StringField(_l("Numer podatnika"), widget=TextInput(), validators=[
-        InputRequired(_l("Wpisz numer podatnika")), Regexp(r"^\s*\d{1,12}\s*$", message=_l("Numer podatnika to liczba"))])
+    taxpayer = StringField(_l("Podatnik: PESEL, NIP albo numer podatnika"), widget=TextInput(), validators=[
+        InputRequired(_l("Wpisz PESEL, NIP albo numer podatnika")),
+        Regexp(r"^[\d\s-]{1,20}$", message=_l("PESEL, NIP i numer podatnika to cyfry"))])
     reason = TextAreaField(_l("Podstawa przypisania"), widget=TextArea(), validators=[
         InputRequired(_l("Podaj podstawę przypisania")), Length(max=1000)],
         description=_l("Np. rozmowa telefoniczna z wpłacającym, pismo, numer decyzji w tytule z literówką."))
@@ -188,12 +189,14 @@ def line(line_id: int):
     if request.method == "POST":
         if "a-submit" in request.form and assign.validate_on_submit():
             try:
-                reconciliation.assign_line(db(), item, int(assign.taxpayer.data), clerk=g.user, reason=assign.reason.data,
+                chosen = reconciliation.taxpayer_for(db(), assign.taxpayer.data)
+                reconciliation.assign_line(db(), item, chosen.id, clerk=g.user, reason=assign.reason.data,
                                            ip=client_ip(), user_agent=user_agent())
             except reconciliation.ImportRefused as exc:
                 assign.taxpayer.errors = [str(exc)]
             else:
-                flash(_("Wpłatę przypisano i zaksięgowano."), "success")
+                flash(_("Wpłatę przypisano podatnikowi %(name)s (nr %(id)s) i zaksięgowano.", name=chosen.display_name,
+                        id=chosen.id), "success")
                 return redirect(url_for("payments_backoffice.unmatched"), 303)
         elif "r-return_submit" in request.form and send_back.validate_on_submit():
             try:

@@ -37,6 +37,7 @@ from platforma.payments.queries import statement_accounts, virtual_layout
 from platforma.payments.rules import VirtualAccountLayout, normalise_nrb
 from platforma.payments.statements import Entry, StatementEnd, StatementError, StatementHeader, iter_statement
 from platforma.taxes import operations as tax_operations
+from platforma.taxes.identifiers import validate_nip, validate_pesel
 from platforma.taxes.models import Decision, Liability, LiabilityParty, Taxpayer
 
 log = logging.getLogger(__name__)
@@ -493,6 +494,30 @@ def _identifiers(title: str) -> Iterable[tuple[str, str]]:
             yield "pesel", digits
         elif len(digits) == 10 and stdnum_nip.is_valid(digits):
             yield "nip", digits
+
+
+def taxpayer_for(session: Session, given: str) -> Taxpayer:
+    """The taxpayer a clerk names by PESEL (11 digits), NIP (10) or the taxpayer's number."""
+    digits = re.sub(r"[\s-]", "", given)
+    if not digits.isdigit():
+        raise ImportRefused("PESEL, NIP i numer podatnika to cyfry.")
+    try:
+        if len(digits) == 11:
+            found = list(session.scalars(sa.select(Taxpayer).where(Taxpayer.pesel == validate_pesel(digits))))
+        elif len(digits) == 10:
+            found = list(session.scalars(sa.select(Taxpayer).where(Taxpayer.nip == validate_nip(digits))))
+        else:
+            found = [t for t in [session.get(Taxpayer, int(digits)) if len(digits) <= 9 else None] if t is not None]
+    except ValueError as exc:  # a PESEL's or a NIP's check digit
+        raise ImportRefused(f"{exc}.") from None
+    if not found:
+        raise ImportRefused(f"Nie ma podatnika o numerze {_NAMED_BY.get(len(digits), '')}{digits}.")
+    if len(found) > 1:
+        raise ImportRefused(f"Numer NIP {digits} ma {len(found)} podatników: podaj numer podatnika.")
+    return found[0]
+
+
+_NAMED_BY = {11: "PESEL ", 10: "NIP "}
 
 
 def assign_line(session: Session, line: StatementLine, taxpayer_id: int, *, clerk, reason: str,

@@ -168,29 +168,42 @@ def test_a_statement_of_another_account_is_refused(runtime, gmina, tmp_path):
 
 def test_clerk_assigns_or_returns_unmatched_credits(runtime, app, client, logged_in, create_user, gmina):
     people, _reference = gmina
-    _import(runtime, camt053([("35.00", True, "za smieci", "", "KTOS"), ("20.00", True, "pomylka", "", "INNY")]))
+    _import(runtime, camt053([("35.00", True, "za smieci", "", "KTOS"), ("20.00", True, "pomylka", "", "INNY"),
+                              ("40.00", True, "faktura", "", "FIRMA")]))
     clerk = create_user("clerk")
     logged_in(clerk)
     queue = client.get("/urzad/platnosci/wyciagi/nieprzypisane")
     assert queue.status_code == 200 and "za smieci" in queue.data.decode()
     with runtime.session_factory() as session:
-        first, second = session.scalars(sa.select(StatementLine.id).order_by(StatementLine.sequence)).all()
+        first, second, third = session.scalars(sa.select(StatementLine.id).order_by(StatementLine.sequence)).all()
     page = client.get(f"/urzad/platnosci/wyciagi/pozycje/{first}")
     token = csrf_from(page.data)
     missing = client.post(f"/urzad/platnosci/wyciagi/pozycje/{first}", data={"csrf_token": token, "a-taxpayer": str(people[1].id), "a-reason": "", "a-submit": "1"})
     assert missing.status_code == 400 and "Podaj podstawę" in missing.data.decode()
     nobody = client.post(f"/urzad/platnosci/wyciagi/pozycje/{first}", data={"csrf_token": token, "a-taxpayer": "999999", "a-reason": "telefon", "a-submit": "1"})
-    assert nobody.status_code == 400 and "Nie ma podatnika" in nobody.data.decode()
+    assert nobody.status_code == 400 and "Nie ma podatnika o numerze 999999." in nobody.data.decode()
+    # a clerk names the taxpayer by PESEL or NIP (as the payer says it on the phone), or by number
+    pesel = people[1].pesel
+    wrong = pesel[:10] + str((int(pesel[10]) + 1) % 10)
+    for given, message in ((wrong, "PESEL ma błędną cyfrę kontrolną."), ("44051401458", "Nie ma podatnika o numerze PESEL 44051401458."),
+                           ("PESEL", "PESEL, NIP i numer podatnika to cyfry")):
+        refused = client.post(f"/urzad/platnosci/wyciagi/pozycje/{first}", data={"csrf_token": token, "a-taxpayer": given, "a-reason": "telefon", "a-submit": "1"})
+        assert refused.status_code == 400 and message in refused.data.decode(), given
     assert _posted(runtime, people[1].id) == 0
-    done = client.post(f"/urzad/platnosci/wyciagi/pozycje/{first}", data={"csrf_token": token, "a-taxpayer": str(people[1].id), "a-reason": "telefon od wpłacającej 21.11", "a-submit": "1"})
+    spaced = f"{pesel[:3]} {pesel[3:6]} {pesel[6:]}"
+    done = client.post(f"/urzad/platnosci/wyciagi/pozycje/{first}", data={"csrf_token": token, "a-taxpayer": spaced, "a-reason": "telefon od wpłacającej 21.11", "a-submit": "1"})
     assert done.status_code == 303
+    assert f"Wpłatę przypisano podatnikowi {people[1].display_name} (nr {people[1].id}) i zaksięgowano." in client.get(done.headers["Location"]).data.decode()
     assert _posted(runtime, people[1].id) == Decimal("35.00")
+    nip = people[3].nip
+    by_nip = client.post(f"/urzad/platnosci/wyciagi/pozycje/{third}", data={"csrf_token": token, "a-taxpayer": f"{nip[:3]}-{nip[3:6]}-{nip[6:8]}-{nip[8:]}", "a-reason": "e-mail firmy", "a-submit": "1"})
+    assert by_nip.status_code == 303 and _posted(runtime, people[3].id) == Decimal("40.00")
     returned = client.post(f"/urzad/platnosci/wyciagi/pozycje/{second}", data={"csrf_token": token, "r-return_reason": "wpłata nie dotyczy gminy", "r-return_submit": "1"})
     assert returned.status_code == 303
     with runtime.session_factory() as session:
         statuses = dict(session.execute(sa.select(StatementLine.id, StatementLine.status)).all())
         actions = set(session.scalars(sa.select(AuditEntry.action).where(AuditEntry.action.like("payments.%"))))
-    assert statuses == {first: "assigned", second: "returned"}
+    assert statuses == {first: "assigned", second: "returned", third: "assigned"}
     assert {"payments.statement_line_assigned", "payments.statement_line_returned"} <= actions
     # a second assignment of the same line is refused
     again = client.post(f"/urzad/platnosci/wyciagi/pozycje/{first}", data={"csrf_token": token, "a-taxpayer": str(people[2].id), "a-reason": "x", "a-submit": "1"})
