@@ -217,10 +217,11 @@ def line(line_id: int):
                 flash(_("Wpłatę oznaczono jako wypłatę operatora płatności; nic nie zaksięgowano drugi raz."), "success")
                 return redirect(url_for("payments_backoffice.unmatched"), 303)
         status = 400
-    days = (reconciliation.gateway_days(db(), until=item.value_date or item.booking_date)
-            if item.status == "unmatched" and item.credit and gateways else [])
+    waiting = item.status == "unmatched" and item.credit
+    days = reconciliation.gateway_days(db(), until=item.value_date or item.booking_date) if waiting and gateways else []
     return render_template("payments/line.html", line=item, assign=assign, send_back=send_back, payout=payout,
                            gateways=gateways, gateway_days=days,
+                           suggestions=reconciliation.suggestions(db(), item) if waiting else [],
                            taxpayer=db().get(Taxpayer, item.taxpayer_id) if item.taxpayer_id else None), status
 
 

@@ -231,6 +231,8 @@ class StatementLine(Base):
         sa.CheckConstraint("amount > 0", name="amount"),
         sa.CheckConstraint("status NOT IN ('matched', 'assigned') OR taxpayer_id IS NOT NULL", name="posted_has_taxpayer"),
         sa.Index("ix_statement_line_status", "status", "booking_date"),
+        # the taxpayers earlier credits from a payer's account went to (`reconciliation.suggestions`)
+        sa.Index("ix_statement_line_counterparty_account", "counterparty_account"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

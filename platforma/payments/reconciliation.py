@@ -566,6 +566,34 @@ def mark_payout(session: Session, line: StatementLine, *, clerk, gateway_name: s
                  ip=ip, user_agent=user_agent)
 
 
+def suggestions(session: Session, line: StatementLine, limit: int = 5) -> list[tuple[Taxpayer, str]]:
+    """Whom an unmatched credit may be from, for the clerk, with why: "account", the taxpayers earlier
+    credits from the same payer's account went to (posted by an import or a clerk), newest first; then
+    "name", the residents whose first and last names are both among the words of the payer's name
+    (banks put the address there too)."""
+    why: dict[int, str] = {}
+    if line.counterparty_account:
+        for taxpayer_id in session.scalars(
+            sa.select(StatementLine.taxpayer_id)
+            .where(StatementLine.counterparty_account == line.counterparty_account, StatementLine.id != line.id,
+                   StatementLine.status.in_(("matched", "assigned")))
+            .order_by(StatementLine.id.desc()).limit(50)
+        ):
+            why.setdefault(taxpayer_id, "account")
+    words = sorted({word.lower() for word in re.findall(r"[^\W\d_]{2,}", line.counterparty)})
+    if words and len(why) < limit:
+        for taxpayer_id in session.scalars(
+            sa.select(Taxpayer.id)
+            .where(Taxpayer.kind == "natural", sa.func.lower(Taxpayer.last_name).in_(words),
+                   sa.func.lower(Taxpayer.first_name).in_(words))
+            .order_by(Taxpayer.id).limit(limit)
+        ):
+            why.setdefault(taxpayer_id, "name")
+    chosen = list(why)[:limit]
+    found = {t.id: t for t in session.scalars(sa.select(Taxpayer).where(Taxpayer.id.in_(chosen)))} if chosen else {}
+    return [(found[taxpayer_id], why[taxpayer_id]) for taxpayer_id in chosen if taxpayer_id in found]
+
+
 def gateway_days(session: Session, *, until: dt.date, days: int = 7) -> list[sa.Row]:
     """Online payments confirmed per day of payment and gateway, for `days` days up to `until`
     (payment_day, gateway, count, total), newest first: what a gateway's payout on a statement

@@ -210,6 +210,31 @@ def test_clerk_assigns_or_returns_unmatched_credits(runtime, app, client, logged
     assert again.status_code in (200, 400) and _posted(runtime, people[2].id) == 0
 
 
+def test_the_line_page_suggests_whom_a_credit_may_be_from(runtime, client, logged_in, create_user, create_taxpayer, gmina):
+    """An unmatched credit's page names the taxpayers earlier credits from the same payer's account went
+    to, then the residents whose first and last names the payer's name holds (with the address the
+    bank puts after it); the clerk still chooses."""
+    people, _reference = gmina
+    jan = create_taxpayer(first_name="Jan", last_name="Kowalski")
+    create_taxpayer(first_name="Jan", last_name="Nowak")  # the first name alone is no reason
+    number = "FN.3120.3.2026"  # people[2]'s decision
+    _import(runtime, camt053([("50.00", True, f"{number} rata", "", "KOWALSKI JAN UL. POLNA 5 00-001 WARSZAWA")],
+                             statement_id="WYC-1"))
+    _import(runtime, camt053([("60.00", True, "podatek", "", "KOWALSKI JAN UL. POLNA 5 00-001 WARSZAWA")],
+                             statement_id="WYC-2"))
+    with runtime.session_factory() as session:
+        line = session.scalars(sa.select(StatementLine).where(StatementLine.status == "unmatched")).one()
+        assert [(t.id, why) for t, why in reconciliation.suggestions(session, line)] == [(people[2].id, "account"),
+                                                                                      (jan.id, "name")]
+    logged_in(create_user("clerk"))
+    text = " ".join(client.get(f"/urzad/platnosci/wyciagi/pozycje/{line.id}").data.decode().split())
+    assert "Może to wpłata jednego z nich:" in text
+    assert (f">{people[2].display_name}</a>, numer podatnika {people[2].id}" in text
+            and "wcześniejsze wpłaty z tego rachunku zaliczono na jego konto" in text)
+    assert f">{jan.display_name}</a>, numer podatnika {jan.id}" in text and "imię i nazwisko jak u wpłacającego" in text
+    assert len(re.findall(r"numer podatnika \d+", text)) == 2
+
+
 def test_clerk_marks_a_gateways_payout_and_nothing_is_posted_again(runtime, client, logged_in, create_user, gmina):
     """A gateway pays a day's payments out in one transfer under a title of its own: the clerk sees
     the payments confirmed in the week before it, per day and gateway, and marks the credit as that

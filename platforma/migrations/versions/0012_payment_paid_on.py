@@ -1,4 +1,5 @@
-"""payments by the day of payment: the daily report and a gateway's payout on a statement (issue 4)
+"""payments by the day of payment (the daily report, a gateway's payout on a statement); statement lines by
+the payer's account (the taxpayers earlier credits from it went to) (issue 4)
 
 Revision ID: 0012
 Revises: 0011
@@ -16,8 +17,12 @@ depends_on = None
 def upgrade() -> None:
     with op.batch_alter_table('payment', schema=None) as batch_op:
         batch_op.create_index('ix_payment_paid_on', ['paid_on'], unique=False)
+    with op.batch_alter_table('statement_line', schema=None) as batch_op:
+        batch_op.create_index('ix_statement_line_counterparty_account', ['counterparty_account'], unique=False)
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('statement_line', schema=None) as batch_op:
+        batch_op.drop_index('ix_statement_line_counterparty_account')
     with op.batch_alter_table('payment', schema=None) as batch_op:
         batch_op.drop_index('ix_payment_paid_on')
