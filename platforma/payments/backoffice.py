@@ -178,6 +178,22 @@ def unmatched():
                            has_next=page * PAGE_SIZE < count)
 
 
+@bp.get("/wyciagi/do-zwrotu")
+@requires(Permission.TAXPAYERS_VIEW)
+def returned():
+    """The credits clerks marked to be sent back, newest decision first, with the payer's account: what
+    the treasury transfers back (also as CSV for the bank's import of transfers)."""
+    found = StatementLine.status == "returned"
+    lines = list(db().execute(
+        sa.select(StatementLine, User.full_name).outerjoin(User, User.id == StatementLine.resolved_by_id)
+        .where(found).order_by(StatementLine.resolved_at.desc(), StatementLine.id.desc()).limit(1000)))
+    if request.args.get("format") == "csv":
+        return Response(reconciliation.returned_csv([line for line, _clerk in lines]), mimetype="text/csv; charset=utf-8",
+                        headers={"Content-Disposition": 'attachment; filename="wplaty-do-zwrotu.csv"'})
+    total = db().scalar(sa.select(sa.func.coalesce(sa.func.sum(StatementLine.amount), 0)).where(found))
+    return render_template("payments/returned.html", lines=lines, total=total)
+
+
 @bp.route("/wyciagi/pozycje/<int:line_id>", methods=["GET", "POST"])
 @requires(Permission.POSTINGS_MANAGE)
 def line(line_id: int):

@@ -644,6 +644,19 @@ def daily_report_rows(session: Session, day: dt.date) -> list[dict]:
     return rows
 
 
+def returned_csv(lines: list[StatementLine]) -> str:
+    """The credits marked to be sent back: to whom (name, account), how much, and the title of the
+    transfer back ("zwrot wpłaty z <day>: <their title>")."""
+    out = io.StringIO()
+    writer = csv.writer(out, delimiter=";", lineterminator="\r\n")
+    writer.writerow(["rachunek_wplacajacego", "wplacajacy", "kwota", "tytul_zwrotu", "data_wplaty", "powod"])
+    for line in lines:
+        writer.writerow([line.counterparty_account, line.counterparty, f"{line.amount:.2f}",
+                         f"zwrot wpłaty z {line.booking_date:%d.%m.%Y}: {line.title}"[:140], line.booking_date.isoformat(),
+                         line.note])
+    return "\ufeff" + out.getvalue()  # the BOM lets Excel read the Polish letters
+
+
 def report_csv(rows: list[dict]) -> str:
     out = io.StringIO()
     writer = csv.writer(out, delimiter=";", lineterminator="\r\n")

@@ -103,6 +103,11 @@ def test_clerk_imports_a_statement_and_assigns_a_credit(open_tab, clerk_cookies)
     tab.submit(tab.page.get_by_role("button", name="Przypisz i zaksięguj"), status=400)
     assert tab.page.locator(".govuk-error-summary").is_visible()
     tab.check("urząd: pozycja wyciągu, błąd")
+    tab.page.get_by_label("Dlaczego wpłata ma wrócić do nadawcy").fill("wpłata nie dotyczy gminy")
+    tab.submit(tab.page.get_by_role("button", name="Oznacz do zwrotu"))
+    tab.goto("/urzad/platnosci/wyciagi/do-zwrotu")
+    assert "wpłata nie dotyczy gminy" in tab.page.get_by_role("region", name="Wpłaty do zwrotu").inner_text()
+    tab.check("urząd: wpłaty do zwrotu")
     tab.goto("/urzad/platnosci/wyciagi")
     tab.page.get_by_label(re.compile("Plik wyciągu")).set_input_files(files=[{
         "name": "zly.xml", "mimeType": "application/xml",

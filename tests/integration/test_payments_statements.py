@@ -18,6 +18,7 @@ from click.testing import CliRunner
 
 from platforma.core.audit import AuditEntry
 from platforma.core.db import transaction
+from platforma.demo.statement import PAYER_ACCOUNT
 from platforma.demo.statement import camt053 as demo_camt053
 from platforma.payments import operations, reconciliation
 from platforma.payments.models import BankStatement, StatementLine
@@ -204,6 +205,15 @@ def test_clerk_assigns_or_returns_unmatched_credits(runtime, app, client, logged
         statuses = dict(session.execute(sa.select(StatementLine.id, StatementLine.status)).all())
         actions = set(session.scalars(sa.select(AuditEntry.action).where(AuditEntry.action.like("payments.%"))))
     assert statuses == {first: "assigned", second: "returned", third: "assigned"}
+    # the treasury's list of what to send back, with the payer's account, on screen and for the bank
+    listed = " ".join(client.get("/urzad/platnosci/wyciagi/do-zwrotu").data.decode().split())
+    assert "Wpłat: 1, razem 20,00" in listed and "INNY" in listed and "wpłata nie dotyczy gminy" in listed
+    assert "za smieci" not in listed and clerk.full_name in listed
+    exported = client.get("/urzad/platnosci/wyciagi/do-zwrotu?format=csv")
+    assert exported.headers["Content-Disposition"] == 'attachment; filename="wplaty-do-zwrotu.csv"'
+    assert exported.data.decode("utf-8-sig").splitlines() == [
+        "rachunek_wplacajacego;wplacajacy;kwota;tytul_zwrotu;data_wplaty;powod",
+        f"{PAYER_ACCOUNT};INNY;20.00;zwrot wpłaty z 20.11.2026: pomylka;2026-11-20;wpłata nie dotyczy gminy"]
     assert {"payments.statement_line_assigned", "payments.statement_line_returned"} <= actions
     # a second assignment of the same line is refused
     again = client.post(f"/urzad/platnosci/wyciagi/pozycje/{first}", data={"csrf_token": token, "a-taxpayer": str(people[2].id), "a-reason": "x", "a-submit": "1"})
