@@ -116,7 +116,7 @@ def import_statement(
     try:
         for item in iter_statement(stream, max_bytes=max_bytes):
             if isinstance(item, StatementHeader):
-                _check_header(item, accounts)
+                _check_header(item, accounts, layout)
                 skipping = session.scalar(sa.select(BankStatement.id).where(
                     BankStatement.account == item.account, BankStatement.statement_id == item.statement_id)) is not None
                 if skipping:
@@ -165,14 +165,16 @@ def import_statement(
     return result
 
 
-def _check_header(header: StatementHeader, accounts: Collection[str] | None) -> None:
+def _check_header(header: StatementHeader, accounts: Collection[str] | None, layout: VirtualAccountLayout | None) -> None:
     """What is stored of a statement's header fits its columns, and the statement is one of the
-    gmina's accounts for taxes and fees: the credits of another account (the stamp duty's, another
-    gmina's, the office's own) are not payments of these taxpayers, whatever their titles say."""
+    gmina's accounts for taxes and fees (or one of its individual accounts, where a bank makes a
+    statement of each): the credits of another account (the stamp duty's, another gmina's, the
+    office's own) are not payments of these taxpayers, whatever their titles say."""
     if not header.account or len(header.account) > 34:
         raise StatementError(f"wyciąg {header.statement_id[:40]}: numer rachunku „{header.account[:40]}” nie jest "
                              "numerem rachunku (NRB albo IBAN, najwyżej 34 znaki)")
-    if accounts is not None and normalise_nrb(header.account) not in accounts:
+    account = normalise_nrb(header.account)
+    if accounts is not None and account not in accounts and (layout is None or layout.taxpayer_for(account) is None):
         raise StatementError(
             f"wyciąg {header.statement_id[:40]} jest wyciągiem rachunku {header.account[:34]}, który nie jest "
             "rachunkiem podatków i opłat gminy (gmina.bank_accounts w pliku konfiguracyjnym)")

@@ -154,10 +154,15 @@ def test_a_statement_of_another_account_is_refused(runtime, gmina, tmp_path):
         _import(runtime, euro)
     assert str(refused.value) == ("wyciąg EUR-1 42: rachunek jest prowadzony w walucie EUR, a podatki i opłaty księguje "
                                   "się w złotych (PLN)")
+    # a statement of one of the gmina's individual accounts (where a bank makes one for each)
+    individual = virtual_layout(runtime.settings).account_for(people[1].id)
+    assert _import(runtime, camt053([("10.00", True, "podatek", individual, "JAN")], account=individual,
+                                    statement_id="IND-1")).matched == 1
     # the gmina's account (the file names it as an IBAN, the configuration as an NRB)
     assert _import(runtime, camt053([("150.00", True, f"podatek PESEL {pesel}", "", "JAN")], statement_id="NASZ-1")).matched == 1
     with runtime.session_factory() as session:
-        assert session.scalars(sa.select(BankStatement.statement_id)).all() == ["NASZ-1 42"]
+        assert session.scalars(sa.select(BankStatement.statement_id).order_by(BankStatement.id)).all() == ["IND-1 42",
+                                                                                                  "NASZ-1 42"]
     assert _posted(runtime, people[0].id) == Decimal("150.00")
 
     two = base_settings(tmp_path, "sqlite://", gmina={"bank_accounts": [
