@@ -568,12 +568,17 @@ def mark_payout(session: Session, line: StatementLine, *, clerk, gateway_name: s
                  ip=ip, user_agent=user_agent)
 
 
+#: more taxpayers than this paid for from one account: a shared one (a family's, a bookkeeper's)
+_SHARED_ACCOUNT = 2
+
+
 def suggestions(session: Session, line: StatementLine, limit: int = 5) -> list[tuple[Taxpayer, str]]:
-    """Whom an unmatched credit may be from, for the clerk, with why: "account", the taxpayers earlier
-    credits from the same payer's account went to (posted by an import or a clerk), newest first; then
-    "name", the residents whose first and last names are both among the words of the payer's name
-    (banks put the address there too)."""
-    why: dict[int, str] = {}
+    """Whom an unmatched credit may be from, for the clerk, with why: "account", the taxpayer (or two)
+    earlier credits from the same payer's account went to (posted by an import or a clerk); "name",
+    the residents whose first and last names are both among the words of the payer's name (banks put
+    the address there too); "shared", the taxpayers of an account that paid for more than two, after
+    the names."""
+    by_account: list[int] = []
     if line.counterparty_account:
         for taxpayer_id in session.scalars(
             sa.select(StatementLine.taxpayer_id)
@@ -581,16 +586,21 @@ def suggestions(session: Session, line: StatementLine, limit: int = 5) -> list[t
                    StatementLine.status.in_(("matched", "assigned")))
             .order_by(StatementLine.id.desc()).limit(50)
         ):
-            why.setdefault(taxpayer_id, "account")
+            if taxpayer_id not in by_account:
+                by_account.append(taxpayer_id)
     words = sorted({word.lower() for word in re.findall(r"[^\W\d_]{2,}", line.counterparty)})
-    if words and len(why) < limit:
-        for taxpayer_id in session.scalars(
-            sa.select(Taxpayer.id)
-            .where(Taxpayer.kind == "natural", sa.func.lower(Taxpayer.last_name).in_(words),
-                   sa.func.lower(Taxpayer.first_name).in_(words))
-            .order_by(Taxpayer.id).limit(limit)
-        ):
-            why.setdefault(taxpayer_id, "name")
+    by_name = list(session.scalars(
+        sa.select(Taxpayer.id)
+        .where(Taxpayer.kind == "natural", sa.func.lower(Taxpayer.last_name).in_(words),
+               sa.func.lower(Taxpayer.first_name).in_(words))
+        .order_by(Taxpayer.id).limit(limit))) if words else []
+    if len(by_account) > _SHARED_ACCOUNT:
+        ranked = [(t, "name") for t in by_name] + [(t, "shared") for t in by_account]
+    else:
+        ranked = [(t, "account") for t in by_account] + [(t, "name") for t in by_name]
+    why: dict[int, str] = {}
+    for taxpayer_id, reason in ranked:
+        why.setdefault(taxpayer_id, reason)
     chosen = list(why)[:limit]
     found = {t.id: t for t in session.scalars(sa.select(Taxpayer).where(Taxpayer.id.in_(chosen)))} if chosen else {}
     return [(found[taxpayer_id], why[taxpayer_id]) for taxpayer_id in chosen if taxpayer_id in found]

@@ -248,6 +248,16 @@ def test_the_line_page_suggests_whom_a_credit_may_be_from(runtime, client, logge
             and "wcześniejsze wpłaty z tego rachunku zaliczono na jego konto" in text)
     assert f">{jan.display_name}</a>, numer podatnika {jan.id}" in text and "imię i nazwisko jak u wpłacającego" in text
     assert len(re.findall(r"numer podatnika \d+", text)) == 2
+    # the account then pays for two more taxpayers: a shared account (a family's, a bookkeeper's) says
+    # less than the name
+    _import(runtime, camt053([("1.00", True, "FN.3120.1.2026", "", "KOWALSKI JAN"),
+                              ("2.00", True, "FN.3120.2.2026", "", "KOWALSKI JAN")], statement_id="WYC-3"))
+    with runtime.session_factory() as session:
+        line = session.get(StatementLine, line.id)
+        assert [(t.id, why) for t, why in reconciliation.suggestions(session, line)] == [
+            (jan.id, "name"), (people[1].id, "shared"), (people[0].id, "shared"), (people[2].id, "shared")]
+    shared = " ".join(client.get(f"/urzad/platnosci/wyciagi/pozycje/{line.id}").data.decode().split())
+    assert shared.count("z tego rachunku płacono już za niego, ale i za innych podatników") == 3
 
 
 def test_clerk_marks_a_gateways_payout_and_nothing_is_posted_again(runtime, client, logged_in, create_user, gmina):
