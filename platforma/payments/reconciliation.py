@@ -11,10 +11,8 @@ tens of thousands of entries takes minutes, longer than a web request should wai
 """
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import hashlib
-import io
 import logging
 import re
 import time
@@ -29,6 +27,7 @@ from stdnum.pl import pesel as stdnum_pesel
 
 from platforma.accounts.models import User
 from platforma.core import audit
+from platforma.core.csvfile import csv_text
 from platforma.core.db import insert_rows, transaction, utcnow
 from platforma.core.jobs import enqueue, job_handler
 from platforma.core.runtime import Runtime
@@ -659,21 +658,15 @@ def daily_report_rows(session: Session, day: dt.date) -> list[dict]:
 def returned_csv(lines: list[StatementLine]) -> str:
     """The credits marked to be sent back: to whom (name, account), how much, and the title of the
     transfer back ("zwrot wpłaty z <day>: <their title>")."""
-    out = io.StringIO()
-    writer = csv.writer(out, delimiter=";", lineterminator="\r\n")
-    writer.writerow(["rachunek_wplacajacego", "wplacajacy", "kwota", "tytul_zwrotu", "data_wplaty", "powod"])
-    for line in lines:
-        writer.writerow([line.counterparty_account, line.counterparty, f"{line.amount:.2f}",
-                         f"zwrot wpłaty z {line.booking_date:%d.%m.%Y}: {line.title}"[:140], line.booking_date.isoformat(),
-                         line.note])
-    return "\ufeff" + out.getvalue()  # the BOM lets Excel read the Polish letters
+    return csv_text(
+        ["rachunek_wplacajacego", "wplacajacy", "kwota", "tytul_zwrotu", "data_wplaty", "powod"],
+        ([line.counterparty_account, line.counterparty, f"{line.amount:.2f}",
+          f"zwrot wpłaty z {line.booking_date:%d.%m.%Y}: {line.title}"[:140], line.booking_date.isoformat(), line.note]
+         for line in lines))
 
 
 def report_csv(rows: list[dict]) -> str:
-    out = io.StringIO()
-    writer = csv.writer(out, delimiter=";", lineterminator="\r\n")
-    writer.writerow(["zrodlo", "numer", "dzien_zaplaty", "kwota", "podatnik", "pesel_nip", "szczegoly"])
-    for r in rows:
-        writer.writerow([r["source"], r["reference"], r["day"].isoformat(), f"{r['amount']:.2f}", r["taxpayer_id"],
-                         r["identifier"], r["detail"]])
-    return "\ufeff" + out.getvalue()  # the BOM lets Excel read the Polish letters
+    return csv_text(
+        ["zrodlo", "numer", "dzien_zaplaty", "kwota", "podatnik", "pesel_nip", "szczegoly"],
+        ([r["source"], r["reference"], r["day"].isoformat(), f"{r['amount']:.2f}", r["taxpayer_id"], r["identifier"],
+          r["detail"]] for r in rows))

@@ -17,9 +17,7 @@ postępowaniu egzekucyjnym w administracji) once per taxpayer and day.
 """
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import io
 import queue
 import re
 import threading
@@ -32,6 +30,7 @@ import sqlalchemy as sa
 from psycopg.pq import TransactionStatus
 from sqlalchemy.orm import Session
 
+from platforma.core.csvfile import csv_text
 from platforma.taxes.account import ZERO, interest_due, limitation_events, replay
 from platforma.taxes.models import Installment, Liability, Posting, Taxpayer
 from platforma.taxes.rules import LimitationEvent, RateTable, effective_due, is_time_barred
@@ -505,12 +504,10 @@ def issue_reminders(session: Session, day: dt.date, lines: Iterable[ReminderLine
 
 
 def reminders_csv(lines: Iterable[ReminderLine], day: dt.date) -> str:
-    out = io.StringIO()
-    writer = csv.writer(out, delimiter=";")
-    writer.writerow(["numer podatnika", "podatnik", "identyfikator", "adres", "zobowiązania", "zaległość", "odsetki na dzień " + day.isoformat(), "razem"])
-    for line in lines:
+    def row(line: ReminderLine) -> list:
         names = " | ".join(f"{item.description or item.tax_kind} ({item.decision_number or '-'})" for item in line.liabilities)
-        writer.writerow([line.taxpayer_id, line.name, line.identifier, line.address, names,
-                         str(line.zaleglosc).replace(".", ","), str(line.odsetki).replace(".", ","),
-                         str(line.zaleglosc + line.odsetki).replace(".", ",")])
-    return out.getvalue()
+        return [line.taxpayer_id, line.name, line.identifier, line.address, names, str(line.zaleglosc).replace(".", ","),
+                str(line.odsetki).replace(".", ","), str(line.zaleglosc + line.odsetki).replace(".", ",")]
+
+    return csv_text(["numer podatnika", "podatnik", "identyfikator", "adres", "zobowiązania", "zaległość",
+                     "odsetki na dzień " + day.isoformat(), "razem"], (row(line) for line in lines), bom=False)

@@ -174,7 +174,7 @@ def test_a_statement_of_another_account_is_refused(runtime, gmina, tmp_path):
 
 def test_clerk_assigns_or_returns_unmatched_credits(runtime, app, client, logged_in, create_user, gmina):
     people, _reference = gmina
-    _import(runtime, camt053([("35.00", True, "za smieci", "", "KTOS"), ("20.00", True, "pomylka", "", "INNY"),
+    _import(runtime, camt053([("35.00", True, "za smieci", "", "KTOS"), ("20.00", True, "=HYPERLINK(1)", "", "@INNY"),
                               ("40.00", True, "faktura", "", "FIRMA")]))
     clerk = create_user("clerk")
     logged_in(clerk)
@@ -212,13 +212,13 @@ def test_clerk_assigns_or_returns_unmatched_credits(runtime, app, client, logged
     assert statuses == {first: "assigned", second: "returned", third: "assigned"}
     # the treasury's list of what to send back, with the payer's account, on screen and for the bank
     listed = " ".join(client.get("/urzad/platnosci/wyciagi/do-zwrotu").data.decode().split())
-    assert "Wpłat: 1, razem 20,00" in listed and "INNY" in listed and "wpłata nie dotyczy gminy" in listed
+    assert "Wpłat: 1, razem 20,00" in listed and "@INNY" in listed and "wpłata nie dotyczy gminy" in listed
     assert "za smieci" not in listed and clerk.full_name in listed
     exported = client.get("/urzad/platnosci/wyciagi/do-zwrotu?format=csv")
     assert exported.headers["Content-Disposition"] == 'attachment; filename="wplaty-do-zwrotu.csv"'
     assert exported.data.decode("utf-8-sig").splitlines() == [
         "rachunek_wplacajacego;wplacajacy;kwota;tytul_zwrotu;data_wplaty;powod",
-        f"{PAYER_ACCOUNT};INNY;20.00;zwrot wpłaty z 20.11.2026: pomylka;2026-11-20;wpłata nie dotyczy gminy"]
+        f"{PAYER_ACCOUNT};'@INNY;20.00;zwrot wpłaty z 20.11.2026: =HYPERLINK(1);2026-11-20;wpłata nie dotyczy gminy"]
     assert {"payments.statement_line_assigned", "payments.statement_line_returned"} <= actions
     # a second assignment of the same line is refused
     again = client.post(f"/urzad/platnosci/wyciagi/pozycje/{first}", data={"csrf_token": token, "a-taxpayer": str(people[2].id), "a-reason": "x", "a-submit": "1"})
