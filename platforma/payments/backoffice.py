@@ -178,20 +178,39 @@ def unmatched():
                            has_next=page * PAGE_SIZE < count)
 
 
-@bp.get("/wyciagi/do-zwrotu")
+@bp.route("/wyciagi/do-zwrotu", methods=["GET", "POST"])
 @requires(Permission.TAXPAYERS_VIEW)
 def returned():
     """The credits clerks marked to be sent back, newest decision first, with the payer's account: what
-    the treasury transfers back (also as CSV for the bank's import of transfers)."""
-    found = StatementLine.status == "returned"
+    the treasury transfers back (also as CSV for the bank's import of transfers), each marked sent back
+    once it is; then the last ones sent back."""
+    status, error = 200, ""
+    if request.method == "POST":
+        if not has_permission(g.user, Permission.POSTINGS_MANAGE):
+            deny([Permission.POSTINGS_MANAGE])
+        line_id = request.form.get("line", "")
+        try:
+            if not (Form().validate_on_submit() and line_id.isdigit()):
+                raise reconciliation.ImportRefused(_("Formularz wygasł albo jest niepełny: spróbuj jeszcze raz."))
+            reconciliation.mark_sent_back(db(), int(line_id), clerk=g.user, day=today_warsaw(), ip=client_ip(),
+                                          user_agent=user_agent())
+        except reconciliation.ImportRefused as exc:
+            status, error = 400, str(exc)
+        else:
+            flash(_("Wpłatę oznaczono jako odesłaną."), "success")
+            return redirect(url_for("payments_backoffice.returned"), 303)
+    to_send = sa.and_(StatementLine.status == "returned", StatementLine.sent_back_on.is_(None))
     lines = list(db().execute(
         sa.select(StatementLine, User.full_name).outerjoin(User, User.id == StatementLine.resolved_by_id)
-        .where(found).order_by(StatementLine.resolved_at.desc(), StatementLine.id.desc()).limit(1000)))
+        .where(to_send).order_by(StatementLine.resolved_at.desc(), StatementLine.id.desc()).limit(1000)))
     if request.args.get("format") == "csv":
         return Response(reconciliation.returned_csv([line for line, _clerk in lines]), mimetype="text/csv; charset=utf-8",
                         headers={"Content-Disposition": 'attachment; filename="wplaty-do-zwrotu.csv"'})
-    total = db().scalar(sa.select(sa.func.coalesce(sa.func.sum(StatementLine.amount), 0)).where(found))
-    return render_template("payments/returned.html", lines=lines, total=total)
+    total = db().scalar(sa.select(sa.func.coalesce(sa.func.sum(StatementLine.amount), 0)).where(to_send))
+    sent = list(db().scalars(sa.select(StatementLine).where(StatementLine.sent_back_on.is_not(None))
+                             .order_by(StatementLine.sent_back_on.desc(), StatementLine.id.desc()).limit(50)))
+    return render_template("payments/returned.html", lines=lines, total=total, sent=sent,
+                           can_mark=has_permission(g.user, Permission.POSTINGS_MANAGE), form=Form(), error=error), status
 
 
 @bp.route("/wyciagi/pozycje/<int:line_id>", methods=["GET", "POST"])

@@ -260,6 +260,8 @@ class StatementLine(Base):
     payment_ref: Mapped[str | None] = mapped_column(sa.String(100))
     resolved_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("user_account.id"))
     resolved_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    #: a returned credit: the day the treasury sent it back (None: still to send)
+    sent_back_on: Mapped[dt.date | None]
     note: Mapped[str] = mapped_column(sa.Text, default="")
 
     statement: Mapped[BankStatement] = relationship()

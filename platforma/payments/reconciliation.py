@@ -615,6 +615,18 @@ def gateway_days(session: Session, *, until: dt.date, days: int = 7) -> list[sa.
         .group_by(Payment.paid_on, Payment.gateway).order_by(Payment.paid_on.desc(), Payment.gateway)))
 
 
+def mark_sent_back(session: Session, line_id: int, *, clerk, day: dt.date, ip: str = "", user_agent: str = "") -> None:
+    """A credit marked for return has been transferred back (audited); once, by compare-and-set."""
+    sent = session.execute(
+        sa.update(StatementLine).where(StatementLine.id == line_id, StatementLine.status == "returned",
+                                       StatementLine.sent_back_on.is_(None))
+        .values(sent_back_on=day).execution_options(synchronize_session=False)).rowcount
+    if sent != 1:
+        raise ImportRefused("Tej wpłaty nie ma na liście do odesłania: ktoś już ją odesłał albo nie była do zwrotu.")
+    audit.record(session, "payments.statement_line_sent_back", actor=clerk, object_type="statement_line",
+                 object_id=line_id, details={"sent_back_on": day.isoformat()}, ip=ip, user_agent=user_agent)
+
+
 def _resolve(session: Session, line: StatementLine, status: str, clerk, reason: str, **values) -> None:
     """Compare-and-set, as a payment moves: only an unmatched credit is resolved, and only once. Two
     clerks on one line at one moment (one assigns, the other sends it back): the second waits for the

@@ -108,6 +108,9 @@ def test_clerk_imports_a_statement_and_assigns_a_credit(open_tab, clerk_cookies)
     tab.goto("/urzad/platnosci/wyciagi/do-zwrotu")
     assert "wpłata nie dotyczy gminy" in tab.page.get_by_role("region", name="Wpłaty do zwrotu").inner_text()
     tab.check("urząd: wpłaty do zwrotu")
+    tab.submit(tab.page.get_by_role("button", name=re.compile("Odesłano dziś wpłatę 42,00")))
+    assert "Ostatnio odesłane" in tab.page.locator("main").inner_text()
+    tab.check("urząd: wpłaty do zwrotu, odesłana")
     tab.goto("/urzad/platnosci/wyciagi")
     tab.page.get_by_label(re.compile("Plik wyciągu")).set_input_files(files=[{
         "name": "zly.xml", "mimeType": "application/xml",

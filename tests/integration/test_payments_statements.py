@@ -219,6 +219,21 @@ def test_clerk_assigns_or_returns_unmatched_credits(runtime, app, client, logged
     assert exported.data.decode("utf-8-sig").splitlines() == [
         "rachunek_wplacajacego;wplacajacy;kwota;tytul_zwrotu;data_wplaty;powod",
         f"{PAYER_ACCOUNT};'@INNY;20.00;zwrot wpłaty z 20.11.2026: =HYPERLINK(1);2026-11-20;wpłata nie dotyczy gminy"]
+    # sent back: off the list (and the file), under "Ostatnio odesłane", once
+    token = csrf_from(client.get("/urzad/platnosci/wyciagi/do-zwrotu").data)
+    sent = client.post("/urzad/platnosci/wyciagi/do-zwrotu", data={"csrf_token": token, "line": str(second)})
+    assert sent.status_code == 303
+    after = " ".join(client.get("/urzad/platnosci/wyciagi/do-zwrotu").data.decode().split())
+    assert "Wpłatę oznaczono jako odesłaną." in after and "Nie ma wpłat do odesłania." in after
+    assert "Ostatnio odesłane" in after and "20,00 zł, @INNY" in after
+    again = client.post("/urzad/platnosci/wyciagi/do-zwrotu", data={"csrf_token": token, "line": str(second)})
+    assert again.status_code == 400 and "ktoś już ją odesłał" in again.data.decode()
+    assert client.post("/urzad/platnosci/wyciagi/do-zwrotu", data={"csrf_token": token, "line": str(first)}).status_code == 400
+    assert len(client.get("/urzad/platnosci/wyciagi/do-zwrotu?format=csv").data.decode("utf-8-sig").splitlines()) == 1
+    with runtime.session_factory() as session:
+        assert session.get(StatementLine, second).sent_back_on is not None
+        assert session.scalar(sa.select(sa.func.count()).select_from(AuditEntry).where(
+            AuditEntry.action == "payments.statement_line_sent_back")) == 1
     assert {"payments.statement_line_assigned", "payments.statement_line_returned"} <= actions
     # a second assignment of the same line is refused
     again = client.post(f"/urzad/platnosci/wyciagi/pozycje/{first}", data={"csrf_token": token, "a-taxpayer": str(people[2].id), "a-reason": "x", "a-submit": "1"})
