@@ -210,7 +210,7 @@ def returned():
     sent = list(db().scalars(sa.select(StatementLine).where(StatementLine.sent_back_on.is_not(None))
                              .order_by(StatementLine.sent_back_on.desc(), StatementLine.id.desc()).limit(50)))
     return render_template("payments/returned.html", lines=lines, total=total, sent=sent,
-                           can_mark=has_permission(g.user, Permission.POSTINGS_MANAGE), form=Form(), error=error), status
+                           can_mark=has_permission(g.user, Permission.POSTINGS_MANAGE), error=error), status
 
 
 @bp.route("/wyciagi/pozycje/<int:line_id>", methods=["GET", "POST"])
