@@ -22,8 +22,8 @@ def camt053(entries: list[Line], *, account: str, opening: str = "1000.00", clos
         if credit:
             party = (f"<Dbtr><Nm>{who}</Nm></Dbtr><DbtrAcct><Id><IBAN>PL{PAYER_ACCOUNT}</IBAN></Id></DbtrAcct>"
                      + (f"<CdtrAcct><Id><IBAN>PL{credited}</IBAN></Id></CdtrAcct>" if credited else ""))
-        else:
-            party = f"<Cdtr><Nm>{who}</Nm></Cdtr>"
+        else:  # a debit: `credited` is the payee's account
+            party = f"<Cdtr><Nm>{who}</Nm></Cdtr>" + (f"<CdtrAcct><Id><IBAN>PL{credited}</IBAN></Id></CdtrAcct>" if credited else "")
         rows.append(
             f'<Ntry><Amt Ccy="PLN">{amount}</Amt><CdtDbtInd>{"CRDT" if credit else "DBIT"}</CdtDbtInd><Sts>BOOK</Sts>'
             f"<BookgDt><Dt>{day}</Dt></BookgDt><ValDt><Dt>{day}</Dt></ValDt><AcctSvcrRef>REF{n:06d}</AcctSvcrRef>"

@@ -318,6 +318,7 @@ def _settle(session: Session, matcher: Matcher, statement_id: int, batch: list[E
     with `post_payments_batch`: the same postings as `post_line` line by line, in a few queries."""
     matches = matcher.match(batch)
     lines = []
+    sent_back: list[tuple[int, dt.date, int]] = []
     for entry, match in zip(batch, matches):
         line = {
             "statement_id": statement_id, "sequence": entry.sequence, "booking_date": entry.booking_date,
@@ -329,6 +330,9 @@ def _settle(session: Session, matcher: Matcher, statement_id: int, batch: list[E
         if not entry.credit:
             line["status"] = "debit"
             result.debits += 1
+            if match.sends_back is not None:
+                line["note"] = f"zwrot wpłaty z pozycji wyciągu nr {match.sends_back}"
+                sent_back.append((match.sends_back, entry.booking_date, entry.sequence))
         elif match.payment_id is not None:
             line.update(status="gateway", matched_by="payment", payment_id=match.payment_id, taxpayer_id=match.taxpayer_id)
             result.gateway += 1
@@ -342,6 +346,12 @@ def _settle(session: Session, matcher: Matcher, statement_id: int, batch: list[E
             result.unmatched_total += entry.amount
         lines.append(line)
     insert_rows(session, StatementLine.__table__, lines)
+    for line_id, day, sequence in sent_back:
+        # the bank's debit of a return closes it, as a clerk's "Odesłano" would
+        if session.execute(sa.update(StatementLine).where(StatementLine.id == line_id, StatementLine.sent_back_on.is_(None))
+                           .values(sent_back_on=day).execution_options(synchronize_session=False)).rowcount:
+            audit.record(session, "payments.statement_line_sent_back", object_type="statement_line", object_id=line_id,
+                         details={"sent_back_on": day.isoformat(), "debit": {"statement": statement_id, "sequence": sequence}})
     matched = [line for line in lines if line["status"] == "matched"]
     if not matched:
         return
@@ -377,6 +387,8 @@ class Match:
     how: str = ""
     payment_id: int | None = None
     note: str = ""
+    #: a debit: the credit marked for return that it sends back
+    sends_back: int | None = None
 
 
 class Matcher:
@@ -390,10 +402,11 @@ class Matcher:
         by_reference = self._by_reference(credits)
         by_decision = self._by_decision(credits)
         by_identifier = self._by_identifier(credits)
+        returns = self._returns([e for e in entries if not e.credit])
         out = []
         for entry in entries:
             if not entry.credit:
-                out.append(Match())
+                out.append(Match(sends_back=returns.get(entry.sequence)))
                 continue
             taxpayer = by_account.get(entry.account_credited)
             if taxpayer is not None:
@@ -419,6 +432,27 @@ class Matcher:
             if taxpayer is not None:
                 return Match(taxpayer, kind)
         return None
+
+    def _returns(self, debits: list[Entry]) -> dict[int, int]:
+        """A debit's sequence -> the credit marked for return and not yet sent back that it sends back:
+        the same amount to the account it came from (the oldest such credit first)."""
+        wanted = {e.counterparty_account[:34] for e in debits if e.counterparty_account}
+        if not wanted:
+            return {}
+        waiting: dict[tuple[str, Decimal], list[int]] = {}
+        for line_id, account, amount in self.session.execute(
+            sa.select(StatementLine.id, StatementLine.counterparty_account, StatementLine.amount)
+            .where(StatementLine.status == "returned", StatementLine.sent_back_on.is_(None),
+                   StatementLine.counterparty_account.in_(wanted))
+            .order_by(StatementLine.id)
+        ):
+            waiting.setdefault((account, amount), []).append(line_id)
+        out = {}
+        for entry in debits:
+            candidates = waiting.get((entry.counterparty_account[:34], entry.amount))
+            if candidates:
+                out[entry.sequence] = candidates.pop(0)
+        return out
 
     def _by_account(self, credits: list[Entry]) -> dict[str, int]:
         if self.layout is None:

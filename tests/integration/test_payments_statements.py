@@ -39,9 +39,11 @@ def settings(settings_factory, database_url):
     return settings_factory(database_url, payments=PAYMENTS)
 
 
-def camt053(entries, *, opening="1000.00", closing=None, statement_id="WYC-2026-0042", account=GMINA_NRB):
-    """entries: (amount "12.34", credit bool, title, account_credited NRB or "", counterparty)."""
-    return demo_camt053(entries, account=account, opening=opening, closing=closing, statement_id=statement_id)
+def camt053(entries, *, opening="1000.00", closing=None, statement_id="WYC-2026-0042", account=GMINA_NRB,
+            day="2026-11-20"):
+    """entries: (amount "12.34", credit bool, title, account_credited NRB or "" (a debit's: the payee's),
+    counterparty)."""
+    return demo_camt053(entries, account=account, opening=opening, closing=closing, statement_id=statement_id, day=day)
 
 
 def decided(session, taxpayer, n: int, installments) -> str:
@@ -238,6 +240,32 @@ def test_clerk_assigns_or_returns_unmatched_credits(runtime, app, client, logged
     # a second assignment of the same line is refused
     again = client.post(f"/urzad/platnosci/wyciagi/pozycje/{first}", data={"csrf_token": token, "a-taxpayer": str(people[2].id), "a-reason": "x", "a-submit": "1"})
     assert again.status_code in (200, 400) and _posted(runtime, people[2].id) == 0
+
+
+def test_the_banks_debit_of_a_return_closes_it(runtime, create_user, gmina):
+    """A credit marked for return is closed by the debit that sends it back on a later statement: the
+    same amount to the account it came from (the oldest first); another amount or account closes nothing."""
+    people, _reference = gmina
+    _import(runtime, camt053([("20.00", True, "pomylka", "", "INNY"), ("20.00", True, "pomylka 2", "", "INNY"),
+                              ("7.00", True, "cos", "", "INNY")], statement_id="WYC-1"))
+    clerk = create_user("clerk")
+    with transaction(runtime.session_factory) as session:
+        lines = session.scalars(sa.select(StatementLine).order_by(StatementLine.sequence)).all()
+        for line in lines:
+            reconciliation.mark_returned(session, line, clerk=clerk, reason="obca wpłata")
+        first, second, third = (line.id for line in lines)
+    _import(runtime, camt053([("20.00", False, "zwrot", PAYER_ACCOUNT, "INNY"), ("7.00", False, "zwrot", OTHER_NRB, "INNY"),
+                              ("8.00", False, "zwrot", PAYER_ACCOUNT, "INNY")], statement_id="WYC-2", day="2026-11-24"))
+    with runtime.session_factory() as session:
+        sent = dict(session.execute(sa.select(StatementLine.id, StatementLine.sent_back_on).where(
+            StatementLine.id.in_([first, second, third]))).all())
+        notes = session.scalars(sa.select(StatementLine.note).where(StatementLine.credit.is_(False))
+                                .order_by(StatementLine.sequence)).all()
+        audited = session.scalars(sa.select(AuditEntry.object_id).where(
+            AuditEntry.action == "payments.statement_line_sent_back")).all()
+    assert sent == {first: D(2026, 11, 24), second: None, third: None}
+    assert notes == [f"zwrot wpłaty z pozycji wyciągu nr {first}", "", ""]
+    assert audited == [str(first)]
 
 
 def test_the_line_page_suggests_whom_a_credit_may_be_from(runtime, client, logged_in, create_user, create_taxpayer, gmina):
