@@ -100,6 +100,11 @@ class BankAccount(_Section):
     nrb: str
     purpose: str = "podatki i opłaty lokalne"
 
+    @property
+    def stamp_duty(self) -> bool:
+        """The account of the opłata skarbowa (its purpose names it): never the taxes' account."""
+        return "skarbow" in self.purpose.lower()
+
     @field_validator("nrb")
     @classmethod
     def _nrb(cls, v: str) -> str:

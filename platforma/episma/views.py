@@ -480,7 +480,7 @@ def _fee_account() -> tuple[str, str] | None:
     """The gmina's account for the stamp duty: one of [[gmina.bank_accounts]] whose purpose names the
     opłata skarbowa (never the taxes' account: a transfer there would be booked as a tax)."""
     accounts = runtime().settings.gmina.bank_accounts
-    chosen = next((a for a in accounts if "skarbow" in a.purpose.lower()), None)
+    chosen = next((a for a in accounts if a.stamp_duty), None)
     return (chosen.nrb, chosen.name) if chosen else None
 
 

@@ -199,7 +199,7 @@ def returned():
         else:
             flash(_("Wpłatę oznaczono jako odesłaną."), "success")
             return redirect(url_for("payments_backoffice.returned"), 303)
-    to_send = sa.and_(StatementLine.status == "returned", StatementLine.sent_back_on.is_(None))
+    to_send = reconciliation.TO_SEND_BACK
     lines = list(db().execute(
         sa.select(StatementLine, User.full_name).outerjoin(User, User.id == StatementLine.resolved_by_id)
         .where(to_send).order_by(StatementLine.resolved_at.desc(), StatementLine.id.desc()).limit(1000)))

@@ -86,7 +86,7 @@ def statement_accounts(settings: Settings) -> frozenset[str] | None:
     accounts = settings.gmina.bank_accounts
     if not accounts:
         return None
-    return frozenset(a.nrb for a in accounts if "skarbow" not in a.purpose.lower())
+    return frozenset(a.nrb for a in accounts if not a.stamp_duty)
 
 
 def transfer_account(settings: Settings, taxpayer_id: int) -> tuple[str, bool]:

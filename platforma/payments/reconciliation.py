@@ -348,10 +348,7 @@ def _settle(session: Session, matcher: Matcher, statement_id: int, batch: list[E
     insert_rows(session, StatementLine.__table__, lines)
     for line_id, day, sequence in sent_back:
         # the bank's debit of a return closes it, as a clerk's "Odesłano" would
-        if session.execute(sa.update(StatementLine).where(StatementLine.id == line_id, StatementLine.sent_back_on.is_(None))
-                           .values(sent_back_on=day).execution_options(synchronize_session=False)).rowcount:
-            audit.record(session, "payments.statement_line_sent_back", object_type="statement_line", object_id=line_id,
-                         details={"sent_back_on": day.isoformat(), "debit": {"statement": statement_id, "sequence": sequence}})
+        _sent_back(session, line_id, day, debit={"statement": statement_id, "sequence": sequence})
     matched = [line for line in lines if line["status"] == "matched"]
     if not matched:
         return
@@ -442,8 +439,7 @@ class Matcher:
         waiting: dict[tuple[str, Decimal], list[int]] = {}
         for line_id, account, amount in self.session.execute(
             sa.select(StatementLine.id, StatementLine.counterparty_account, StatementLine.amount)
-            .where(StatementLine.status == "returned", StatementLine.sent_back_on.is_(None),
-                   StatementLine.counterparty_account.in_(wanted))
+            .where(TO_SEND_BACK, StatementLine.counterparty_account.in_(wanted))
             .order_by(StatementLine.id)
         ):
             waiting.setdefault((account, amount), []).append(line_id)
@@ -542,7 +538,8 @@ def taxpayer_for(session: Session, given: str) -> Taxpayer:
         elif len(digits) == 10:
             found = list(session.scalars(sa.select(Taxpayer).where(Taxpayer.nip == validate_nip(digits))))
         else:
-            found = [t for t in [session.get(Taxpayer, int(digits)) if len(digits) <= 9 else None] if t is not None]
+            numbered = session.get(Taxpayer, int(digits)) if len(digits) <= 9 else None
+            found = [numbered] if numbered is not None else []
     except ValueError as exc:  # a PESEL's or a NIP's check digit
         raise ImportRefused(f"{exc}.") from None
     if not found:
@@ -649,16 +646,27 @@ def gateway_days(session: Session, *, until: dt.date, days: int = 7) -> list[sa.
         .group_by(Payment.paid_on, Payment.gateway).order_by(Payment.paid_on.desc(), Payment.gateway)))
 
 
+#: a credit marked for return that the treasury has not sent back yet
+TO_SEND_BACK = sa.and_(StatementLine.status == "returned", StatementLine.sent_back_on.is_(None))
+
+
 def mark_sent_back(session: Session, line_id: int, *, clerk, day: dt.date, ip: str = "", user_agent: str = "") -> None:
-    """A credit marked for return has been transferred back (audited); once, by compare-and-set."""
-    sent = session.execute(
-        sa.update(StatementLine).where(StatementLine.id == line_id, StatementLine.status == "returned",
-                                       StatementLine.sent_back_on.is_(None))
-        .values(sent_back_on=day).execution_options(synchronize_session=False)).rowcount
-    if sent != 1:
+    """A clerk's word that a credit marked for return has been transferred back."""
+    if not _sent_back(session, line_id, day, actor=clerk, ip=ip, user_agent=user_agent):
         raise ImportRefused("Tej wpłaty nie ma na liście do odesłania: ktoś już ją odesłał albo nie była do zwrotu.")
-    audit.record(session, "payments.statement_line_sent_back", actor=clerk, object_type="statement_line",
-                 object_id=line_id, details={"sent_back_on": day.isoformat()}, ip=ip, user_agent=user_agent)
+
+
+def _sent_back(session: Session, line_id: int, day: dt.date, *, actor=None, debit: dict | None = None, ip: str = "",
+               user_agent: str = "") -> bool:
+    """Close a credit to send back (by a clerk, or by the bank's `debit` of it): once, by compare-and-set,
+    audited. False: it was not waiting to be sent back."""
+    sent = session.execute(sa.update(StatementLine).where(StatementLine.id == line_id, TO_SEND_BACK)
+                           .values(sent_back_on=day).execution_options(synchronize_session=False)).rowcount
+    if sent:
+        audit.record(session, "payments.statement_line_sent_back", actor=actor, object_type="statement_line",
+                     object_id=line_id, details={"sent_back_on": day.isoformat(), **({"debit": debit} if debit else {})},
+                     ip=ip, user_agent=user_agent)
+    return bool(sent)
 
 
 def _resolve(session: Session, line: StatementLine, status: str, clerk, reason: str, **values) -> None:

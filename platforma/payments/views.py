@@ -300,10 +300,11 @@ def mine():
     payments (every payment that reached the account, however it was paid)."""
     from platforma.taxes.models import Taxpayer
 
-    linked = _linked_taxpayer_ids()
-    payments = queries.payments_of(db(), linked)
+    accounts = list(db().scalars(
+        sa.select(Taxpayer).join(TaxpayerAccess, TaxpayerAccess.taxpayer_id == Taxpayer.id)
+        .where(TaxpayerAccess.user_id == g.user.id, TaxpayerAccess.revoked_at.is_(None)).distinct().order_by(Taxpayer.id)))
+    payments = queries.payments_of(db(), [taxpayer.id for taxpayer in accounts])
     refunded = queries.refunded_totals(db(), [p.id for p in payments])
-    accounts = list(db().scalars(sa.select(Taxpayer).where(Taxpayer.id.in_(linked)).order_by(Taxpayer.id))) if linked else []
     return render_template("payments/mine.html", payments=payments, refunded=refunded, accounts=accounts)
 
 
