@@ -96,7 +96,8 @@ def transfer_account(settings: Settings, taxpayer_id: int) -> tuple[str, bool]:
     if layout is not None:
         return layout.account_for(taxpayer_id), True
     for bank_account in settings.gmina.bank_accounts:
-        return bank_account.nrb, False
+        if not bank_account.stamp_duty:  # listed first or not, a tax paid there would not be a tax
+            return bank_account.nrb, False
     return "", False
 
 

@@ -22,7 +22,7 @@ from platforma.demo.statement import PAYER_ACCOUNT
 from platforma.demo.statement import camt053 as demo_camt053
 from platforma.payments import operations, reconciliation
 from platforma.payments.models import BankStatement, StatementLine
-from platforma.payments.queries import statement_accounts, virtual_layout
+from platforma.payments.queries import statement_accounts, transfer_account, virtual_layout
 from platforma.payments.rules import nrb_check_digits
 from tests.conftest import base_settings
 from platforma.taxes import operations as tax_ops
@@ -170,6 +170,11 @@ def test_a_statement_of_another_account_is_refused(runtime, gmina, tmp_path):
     two = base_settings(tmp_path, "sqlite://", gmina={"bank_accounts": [
         {"name": "Podatki", "nrb": GMINA_NRB}, {"name": "Opłata skarbowa", "nrb": STAMP_DUTY_NRB, "purpose": "opłata skarbowa"}]})
     assert statement_accounts(two) == {GMINA_NRB}
+    # the transfer slip of a gmina without individual accounts names the taxes' account, even where the
+    # stamp duty's is listed first
+    stamp_first = base_settings(tmp_path, "sqlite://", gmina={"bank_accounts": [
+        {"name": "Opłata skarbowa", "nrb": STAMP_DUTY_NRB, "purpose": "opłata skarbowa"}, {"name": "Podatki", "nrb": GMINA_NRB}]})
+    assert transfer_account(stamp_first, people[0].id) == (GMINA_NRB, False)
     # a gmina that names no account: nothing to check a statement against
     assert statement_accounts(base_settings(tmp_path, "sqlite://", gmina={"bank_accounts": []})) is None
 
